@@ -1,6 +1,6 @@
 package merge
 
-// This file declares the package's API; the bodies are being written.
+// This file declares the package's API types.
 
 import "time"
 

@@ -1,0 +1,157 @@
+package merge
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// JSONValue renders a field's value for JSON: nil when absent, a bool for
+// KindBool (nil when the text is not a boolean), the trimmed string otherwise.
+func JSONValue(id FieldID, v string) any {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	if kindOf(id) == KindBool {
+		b, ok := parseBool(v)
+		if !ok {
+			return nil
+		}
+		return b
+	}
+	return v
+}
+
+// MarshalJSON renders the record as the unified customer object, nested by
+// the fields' paths (absent values as null). LastUpdated is not included.
+func (r Record) MarshalJSON() ([]byte, error) {
+	return r.AppendJSON(make([]byte, 0, 256)), nil
+}
+
+// AppendJSON appends the record's MarshalJSON form to dst.
+func (r *Record) AppendJSON(dst []byte) []byte {
+	dst = append(dst, '{')
+	var open []string // the nested objects currently open
+	first := true
+	for i, f := range Fields {
+		segs := strings.Split(f.Path, ".")
+		parents, name := segs[:len(segs)-1], segs[len(segs)-1]
+		common := 0
+		for common < len(open) && common < len(parents) && open[common] == parents[common] {
+			common++
+		}
+		for len(open) > common {
+			dst = append(dst, '}')
+			open = open[:len(open)-1]
+			first = false
+		}
+		for _, p := range parents[common:] {
+			if !first {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, p)
+			dst = append(dst, ':', '{')
+			open = append(open, p)
+			first = true
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = appendJSONString(dst, name)
+		dst = append(dst, ':')
+		dst = appendJSONValue(dst, FieldID(i), r.Values[i])
+	}
+	for range open {
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+// appendJSONValue appends JSONValue(id, v) as JSON.
+func appendJSONValue(dst []byte, id FieldID, v string) []byte {
+	switch jv := JSONValue(id, v).(type) {
+	case nil:
+		return append(dst, "null"...)
+	case bool:
+		if jv {
+			return append(dst, "true"...)
+		}
+		return append(dst, "false"...)
+	default:
+		return appendJSONString(dst, jv.(string))
+	}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, escaping quotes, backslashes,
+// control characters and U+2028/U+2029; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && n == 1) || r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			switch r {
+			case utf8.RuneError:
+				dst = append(dst, `\ufffd`...)
+			default:
+				dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			}
+			i += n
+			start = i
+			continue
+		}
+		i += n
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// MarshalJSON renders the freshness as {"systemA", "systemB", "asOf"}, each
+// an RFC 3339 UTC time or null when unknown.
+func (f Freshness) MarshalJSON() ([]byte, error) {
+	dst := append(make([]byte, 0, 112), `{"systemA":`...)
+	dst = appendJSONTime(dst, f.SystemA)
+	dst = append(dst, `,"systemB":`...)
+	dst = appendJSONTime(dst, f.SystemB)
+	dst = append(dst, `,"asOf":`...)
+	dst = appendJSONTime(dst, f.AsOf)
+	return append(dst, '}'), nil
+}
+
+// appendJSONTime appends t as an RFC 3339 UTC JSON string, null when zero.
+func appendJSONTime(dst []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '"')
+	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, '"')
+}
