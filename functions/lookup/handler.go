@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/acme/unified-customer-service/shared/httpapi"
+	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/unified"
+)
+
+// Reader reads one customer from both systems.
+type Reader interface {
+	Read(ctx context.Context, key string) unified.Read
+}
+
+// Metrics receives the function's metric samples (EMF in production).
+type Metrics interface {
+	Count(name string, n float64)
+	Observe(name string, v float64, unit string)
+}
+
+// Handler answers GET /customer/{email}.
+type Handler struct {
+	Reader  Reader
+	Rules   merge.Rules
+	Log     *slog.Logger
+	Metrics Metrics
+	// EmailAttr renders an email for logs (a keyed hash, never the address).
+	EmailAttr func(email string) slog.Attr
+	Now       func() time.Time
+}
+
+// Response is the body of a 200 answer.
+type Response struct {
+	Email       string                  `json:"email"`
+	Customer    merge.Record            `json:"customer"`
+	Sources     map[string]merge.Source `json:"sources"`
+	Conflicts   []Conflict              `json:"conflicts"`
+	LastUpdated Timestamps              `json:"lastUpdated"`
+	Freshness   unified.FreshnessView   `json:"freshness"`
+	Partial     bool                    `json:"partial"`
+	Degraded    []merge.Source          `json:"degraded"`
+}
+
+// Conflict is one field the systems disagree on, and how it was resolved.
+type Conflict struct {
+	Field        string         `json:"field"`
+	Kind         merge.DiffKind `json:"kind"`
+	SystemA      any            `json:"systemA"`
+	SystemB      any            `json:"systemB"`
+	NewerSource  merge.Source   `json:"newerSource"`
+	ResolvedFrom merge.Source   `json:"resolvedFrom"`
+	Rule         merge.Rule     `json:"rule"`
+}
+
+// Timestamps holds one time per system; null where the system has no record.
+type Timestamps struct {
+	SystemA *time.Time `json:"systemA"`
+	SystemB *time.Time `json:"systemB"`
+}
+
+// Handle serves one API Gateway HTTP API request.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	raw, ok := req.PathParameters["email"]
+	if !ok {
+		return httpapi.NewProblem(http.StatusBadRequest, "the path must be /customer/{email}").Response(), nil
+	}
+	key, err := merge.ParseEmail(raw)
+	if err != nil {
+		return httpapi.NewProblem(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "merge: ")).Response(), nil
+	}
+	read := h.Reader.Read(ctx, key)
+	degraded := read.Degraded()
+	log := h.Log.With(h.EmailAttr(key))
+	for _, e := range []error{read.AErr, read.BErr} {
+		if e != nil {
+			log.WarnContext(ctx, "system unavailable", "err", e.Error())
+		}
+	}
+	if !read.Freshness.SystemA.IsZero() {
+		h.Metrics.Observe(MetricLag, h.now().Sub(read.Freshness.SystemA).Seconds(), "Seconds")
+	}
+	if len(degraded) > 0 {
+		h.Metrics.Count(MetricPartial, 1)
+	}
+
+	switch {
+	case len(degraded) == 2:
+		p := httpapi.NewProblem(http.StatusServiceUnavailable, "System A and System B are both unavailable; try again later")
+		p.Degraded = names(degraded)
+		return p.Response(), nil
+	case read.A == nil && read.B == nil:
+		p := httpapi.NewProblem(http.StatusNotFound, "no customer with this email")
+		if len(degraded) > 0 {
+			up, down := "System A", "System B"
+			if degraded[0] == merge.SystemA {
+				up, down = down, up
+			}
+			p.Detail = "no customer with this email in " + up + "; " + down + " is unavailable, so it may hold one"
+			p.Degraded = names(degraded)
+		}
+		log.InfoContext(ctx, "lookup", "status", p.Status, "degraded", p.Degraded)
+		return p.Response(), nil
+	}
+
+	res := merge.Merge(read.A, read.B, h.Rules)
+	resp := Response{
+		Email:       res.Customer.Email(),
+		Customer:    res.Customer,
+		Sources:     map[string]merge.Source{},
+		Conflicts:   []Conflict{},
+		LastUpdated: Timestamps{SystemA: unified.TimePtr(res.A), SystemB: unified.TimePtr(res.B)},
+		Freshness:   unified.ViewFreshness(read.Freshness),
+		Partial:     len(degraded) > 0,
+		Degraded:    degraded,
+	}
+	if resp.Degraded == nil {
+		resp.Degraded = []merge.Source{}
+	}
+	for i, src := range res.Sources {
+		if src != "" {
+			resp.Sources[merge.Fields[i].Path] = src
+		}
+	}
+	for _, c := range res.Conflicts {
+		resp.Conflicts = append(resp.Conflicts, Conflict{
+			Field:        merge.Fields[c.Field].Path,
+			Kind:         c.Kind,
+			SystemA:      merge.JSONValue(c.Field, c.A),
+			SystemB:      merge.JSONValue(c.Field, c.B),
+			NewerSource:  c.NewerSource,
+			ResolvedFrom: c.ResolvedFrom,
+			Rule:         c.Rule,
+		})
+	}
+	if n := len(resp.Conflicts); n > 0 {
+		h.Metrics.Count(MetricConflicts, float64(n))
+	}
+	log.InfoContext(ctx, "lookup", "status", http.StatusOK, "presence", res.Presence,
+		"conflicts", len(resp.Conflicts), "partial", resp.Partial)
+	return httpapi.JSON(http.StatusOK, resp), nil
+}
+
+// The metric names this function emits (the consistency model's monitoring table).
+const (
+	MetricConflicts = "sync.conflicts.total"
+	MetricLag       = "sync.lag.seconds"
+	MetricPartial   = "sync.partial_results.total"
+)
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+func names(srcs []merge.Source) []string {
+	out := make([]string, len(srcs))
+	for i, s := range srcs {
+		out[i] = string(s)
+	}
+	return out
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/acme/unified-customer-service/shared/reconcile"
+)
+
+// Runner runs one reconciliation.
+type Runner interface {
+	Run(ctx context.Context, ev reconcile.Event) (reconcile.Summary, error)
+}
+
+// Handler translates the scheduled event into a reconciliation run.
+type Handler struct {
+	Runner Runner
+}
+
+// ErrNotScheduled is returned for an input that is not a scheduled event.
+var ErrNotScheduled = errors.New("reconcile: input is not a scheduled event")
+
+// Sources the function accepts: EventBridge rules (Schedule) and EventBridge
+// Scheduler (ScheduleV2, whose Input the template shapes like a rule's event).
+var sources = map[string]bool{"aws.events": true, "aws.scheduler": true}
+
+// Handle serves one invocation. The raw payload is decoded here so that a
+// malformed one is a clear error, not a zero event.
+func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (reconcile.Summary, error) {
+	var ev events.EventBridgeEvent
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return reconcile.Summary{}, fmt.Errorf("%w: %v", ErrNotScheduled, err)
+	}
+	switch {
+	case !sources[ev.Source]:
+		return reconcile.Summary{}, fmt.Errorf(`%w: "source" is %q, want "aws.events" or "aws.scheduler"`, ErrNotScheduled, ev.Source)
+	case ev.DetailType != "Scheduled Event":
+		return reconcile.Summary{}, fmt.Errorf(`%w: "detail-type" is %q, want "Scheduled Event"`, ErrNotScheduled, ev.DetailType)
+	case ev.ID == "":
+		return reconcile.Summary{}, fmt.Errorf(`%w: "id" is missing`, ErrNotScheduled)
+	case ev.Time.IsZero():
+		return reconcile.Summary{}, fmt.Errorf(`%w: "time" is missing`, ErrNotScheduled)
+	}
+	return h.Runner.Run(ctx, reconcile.Event{ID: ev.ID, Time: ev.Time})
+}

@@ -1,0 +1,158 @@
+// Package config reads the functions' settings from environment variables.
+// Every setting is documented in the README; a missing or malformed one is
+// an error that names it, so a function stops at init instead of serving
+// with a half-valid configuration.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/acme/unified-customer-service/shared/merge"
+)
+
+// The settings, by environment variable name.
+const (
+	EnvSnapshotURI            = "SNAPSHOT_URI"
+	EnvSnapshotRefreshSeconds = "SNAPSHOT_REFRESH_SECONDS"
+	EnvSystemBURL             = "SYSTEM_B_URL"
+	EnvSystemBToken           = "SYSTEM_B_TOKEN"
+	EnvSystemBTokenSecretARN  = "SYSTEM_B_TOKEN_SECRET_ARN"
+	EnvSystemBTimeoutMS       = "SYSTEM_B_TIMEOUT_MS"
+	EnvReportURI              = "REPORT_URI"
+	EnvMergeRules             = "MERGE_RULES"
+	EnvMetricsNamespace       = "METRICS_NAMESPACE"
+	EnvLogLevel               = "LOG_LEVEL"
+	EnvLogHashKey             = "LOG_HASH_KEY"
+)
+
+// Settings lists every setting the functions read, for tests that check the
+// template sets each of them.
+var Settings = []string{
+	EnvSnapshotURI, EnvSnapshotRefreshSeconds, EnvSystemBURL, EnvSystemBToken,
+	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvMergeRules,
+	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
+}
+
+// ErrInvalid is wrapped by every configuration error.
+var ErrInvalid = errors.New("config: invalid setting")
+
+// Config is the functions' configuration.
+type Config struct {
+	SnapshotURI      string        // s3://bucket/key or file:///abs/path.db
+	SnapshotRefresh  time.Duration // how often a warm function looks for a newer snapshot
+	SystemBURL       string        // System B base URL
+	SystemBToken     string        // static bearer token (local use)
+	SystemBSecretARN string        // Secrets Manager secret holding the token (AWS use)
+	SystemBTimeout   time.Duration // per call
+	ReportURI        string        // s3://bucket/prefix or file:///abs/dir; reconcile only
+	Rules            merge.Rules
+	MetricsNamespace string
+	LogLevel         string
+	LogHashKey       string // key of the email hash in logs; random per process when empty
+}
+
+// Need says which optional parts a function requires.
+type Need struct {
+	Report bool // REPORT_URI is required (reconcile)
+}
+
+// Load reads the configuration through getenv (os.Getenv in main).
+func Load(getenv func(string) string, need Need) (Config, error) {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w %s: %s", ErrInvalid, name, fmt.Sprintf(format, args...)))
+	}
+	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
+
+	c := Config{
+		SnapshotURI:      get(EnvSnapshotURI),
+		SystemBURL:       get(EnvSystemBURL),
+		SystemBToken:     get(EnvSystemBToken),
+		SystemBSecretARN: get(EnvSystemBTokenSecretARN),
+		ReportURI:        get(EnvReportURI),
+		MetricsNamespace: get(EnvMetricsNamespace),
+		LogLevel:         get(EnvLogLevel),
+		LogHashKey:       get(EnvLogHashKey),
+	}
+	if err := checkURI(c.SnapshotURI, true); err != nil {
+		bad(EnvSnapshotURI, "%v", err)
+	}
+	if need.Report {
+		if err := checkURI(c.ReportURI, false); err != nil {
+			bad(EnvReportURI, "%v", err)
+		}
+	}
+	if u, err := url.Parse(c.SystemBURL); c.SystemBURL == "" {
+		bad(EnvSystemBURL, "required (the System B base URL, e.g. https://systemb.example.com/v1)")
+	} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad(EnvSystemBURL, "want an absolute http(s) URL")
+	}
+	if c.SystemBToken == "" && c.SystemBSecretARN == "" {
+		bad(EnvSystemBTokenSecretARN, "one of %s or %s is required", EnvSystemBToken, EnvSystemBTokenSecretARN)
+	} else if c.SystemBToken == "" && !strings.HasPrefix(c.SystemBSecretARN, "arn:") {
+		bad(EnvSystemBTokenSecretARN, "want a Secrets Manager ARN (arn:aws:secretsmanager:...)")
+	}
+	var err error
+	if c.SnapshotRefresh, err = seconds(get(EnvSnapshotRefreshSeconds), 60*time.Second, time.Second); err != nil {
+		bad(EnvSnapshotRefreshSeconds, "%v", err)
+	}
+	if c.SystemBTimeout, err = seconds(get(EnvSystemBTimeoutMS), 2*time.Second, time.Millisecond); err != nil {
+		bad(EnvSystemBTimeoutMS, "%v", err)
+	}
+	if c.Rules, err = merge.ParseRules(get(EnvMergeRules)); err != nil {
+		bad(EnvMergeRules, "%v", err)
+	}
+	if c.MetricsNamespace == "" {
+		c.MetricsNamespace = "UnifiedCustomerService"
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "", "debug", "info", "warn", "error":
+	default:
+		bad(EnvLogLevel, "want debug, info, warn or error")
+	}
+	return c, errors.Join(errs...)
+}
+
+// seconds parses a positive whole number of units, def when empty.
+func seconds(s string, def, unit time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > 86400*1000 {
+		return 0, fmt.Errorf("want a positive whole number, got %q", s)
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// checkURI accepts s3://bucket/key and file:///abs/path (object: a key is required).
+func checkURI(s string, object bool) error {
+	if s == "" {
+		return errors.New("required")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URI: %v", err)
+	}
+	switch u.Scheme {
+	case "s3":
+		if u.Host == "" {
+			return errors.New("s3 URI needs a bucket: s3://bucket/key")
+		}
+		if object && strings.Trim(u.Path, "/") == "" {
+			return errors.New("s3 URI needs a key: s3://bucket/key")
+		}
+	case "file":
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return errors.New("file URI needs an absolute path: file:///abs/path")
+		}
+	default:
+		return fmt.Errorf("want s3:// or file://, got %q scheme", u.Scheme)
+	}
+	return nil
+}

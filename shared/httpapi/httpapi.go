@@ -1,0 +1,199 @@
+// Package httpapi holds what the HTTP functions share about API Gateway HTTP
+// API (payload format 2.0): JSON and RFC 9457 problem responses, and strict
+// reading of request bodies. It knows nothing of customers.
+package httpapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// Content types of the responses.
+const (
+	ContentTypeJSON    = "application/json"
+	ContentTypeProblem = "application/problem+json"
+)
+
+// Problem is an RFC 9457 problem detail. Detail is written for humans and
+// never carries customer data.
+type Problem struct {
+	Type     string   `json:"type"`
+	Title    string   `json:"title"`
+	Status   int      `json:"status"`
+	Detail   string   `json:"detail,omitempty"`
+	Degraded []string `json:"degraded,omitempty"` // systems that failed, when relevant
+}
+
+// Error returns the problem's detail, so a Problem can travel as an error.
+func (p *Problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Title, p.Detail) }
+
+// NewProblem builds a problem with the standard title of status.
+func NewProblem(status int, detail string) *Problem {
+	return &Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
+}
+
+// Response renders the problem as an API Gateway response.
+func (p *Problem) Response() events.APIGatewayV2HTTPResponse {
+	return respond(p.Status, ContentTypeProblem, p)
+}
+
+// JSON renders v as a JSON response with the given status.
+func JSON(status int, v any) events.APIGatewayV2HTTPResponse {
+	return respond(status, ContentTypeJSON, v)
+}
+
+func respond(status int, contentType string, v any) events.APIGatewayV2HTTPResponse {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Every value the functions answer with marshals; this is a bug, not input.
+		status, contentType = http.StatusInternalServerError, ContentTypeProblem
+		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"response could not be encoded"}`)
+	}
+	return events.APIGatewayV2HTTPResponse{
+		StatusCode: status,
+		Headers: map[string]string{
+			"Content-Type":           contentType,
+			"Cache-Control":          "no-store",
+			"X-Content-Type-Options": "nosniff",
+		},
+		Body: string(body),
+	}
+}
+
+// MaxNesting is how deeply DecodeStrict lets objects and arrays nest.
+const MaxNesting = 16
+
+// Body returns the request body, decoding base64 when API Gateway says so,
+// and refuses bodies over max bytes with 413.
+func Body(req *events.APIGatewayV2HTTPRequest, max int) ([]byte, *Problem) {
+	raw := []byte(req.Body)
+	if req.IsBase64Encoded {
+		if base64.StdEncoding.DecodedLen(len(req.Body)) > max+3 {
+			return nil, NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", max))
+		}
+		dec, err := base64.StdEncoding.DecodeString(req.Body)
+		if err != nil {
+			return nil, NewProblem(http.StatusBadRequest, "request body is marked base64 but is not valid base64")
+		}
+		raw = dec
+	}
+	if len(raw) > max {
+		return nil, NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", max))
+	}
+	return raw, nil
+}
+
+// DecodeStrict decodes one JSON value from data into v, refusing unknown
+// fields, duplicate object keys, nesting deeper than MaxNesting and trailing
+// data. The error is written for the client and quotes no values.
+func DecodeStrict(data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return errors.New("request body is empty; want a JSON object")
+	}
+	if err := checkShape(data); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typeErr):
+			return fmt.Errorf("field %q has the wrong type: want %s", typeErr.Field, typeErr.Type)
+		default:
+			return fmt.Errorf("request body is not valid: %s", sanitize(err))
+		}
+	}
+	return nil
+}
+
+// checkShape walks the tokens once for what encoding/json accepts silently:
+// duplicate keys, excessive nesting, trailing data.
+func checkShape(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := walkValue(dec, 0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("request body has data after the JSON value")
+	}
+	return nil
+}
+
+var errNotJSON = errors.New("request body is not valid JSON")
+
+// walkValue consumes one JSON value; depth is bounded by MaxNesting, so the
+// recursion is too.
+func walkValue(dec *json.Decoder, depth int) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return errNotJSON
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil // a scalar
+	}
+	if depth >= MaxNesting {
+		return fmt.Errorf("request body nests deeper than %d levels", MaxNesting)
+	}
+	switch delim {
+	case '{':
+		seen := map[string]struct{}{}
+		for dec.More() {
+			keyTok, err := dec.Token()
+			if err != nil {
+				return errNotJSON
+			}
+			key, _ := keyTok.(string)
+			if _, dup := seen[key]; dup {
+				return fmt.Errorf("request body repeats the key %q", truncate(key))
+			}
+			seen[key] = struct{}{}
+			if err := walkValue(dec, depth+1); err != nil {
+				return err
+			}
+		}
+	case '[':
+		for dec.More() {
+			if err := walkValue(dec, depth+1); err != nil {
+				return err
+			}
+		}
+	default:
+		return errNotJSON
+	}
+	if _, err := dec.Token(); err != nil { // the closing delimiter
+		return errNotJSON
+	}
+	return nil
+}
+
+// truncate keeps a client-supplied key short in error messages.
+func truncate(s string) string {
+	const max = 40
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}
+
+// sanitize reduces a decoder error to its kind, without quoting input.
+func sanitize(err error) string {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
+	}
+	msg := err.Error()
+	if len(msg) > 120 {
+		msg = msg[:120]
+	}
+	return msg
+}
