@@ -127,12 +127,13 @@ func isSpace(r rune) bool {
 	return unicode.IsSpace(r)
 }
 
-// nfc returns s in Unicode NFC; it allocates only when s is not already NFC.
+// nfc returns s in Unicode NFC. It allocates only when the NFC quick check
+// cannot tell that s is NFC already (then s has combining marks).
 func nfc(s string) string {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
-			if norm.NFC.IsNormalString(s) {
-				return s
+			if norm.NFC.QuickSpanString(s) == len(s) {
+				return s // NFC for sure, by the quick check (no allocation)
 			}
 			return norm.NFC.String(s)
 		}
