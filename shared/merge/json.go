@@ -2,7 +2,6 @@ package merge
 
 import (
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -32,27 +31,27 @@ func (r Record) MarshalJSON() ([]byte, error) {
 // AppendJSON appends the record's MarshalJSON form to dst.
 func (r *Record) AppendJSON(dst []byte) []byte {
 	dst = append(dst, '{')
-	var open []string // the nested objects currently open
+	open := "" // dotted path of the nested object being written, "" at the top
 	first := true
 	for i, f := range Fields {
-		segs := strings.Split(f.Path, ".")
-		parents, name := segs[:len(segs)-1], segs[len(segs)-1]
-		common := 0
-		for common < len(open) && common < len(parents) && open[common] == parents[common] {
-			common++
+		parent, name := "", f.Path
+		if dot := strings.LastIndexByte(f.Path, '.'); dot >= 0 {
+			parent, name = f.Path[:dot], f.Path[dot+1:]
 		}
-		for len(open) > common {
+		for open != "" && !hasPathPrefix(parent, open) {
 			dst = append(dst, '}')
-			open = open[:len(open)-1]
+			open = open[:max(strings.LastIndexByte(open, '.'), 0)]
 			first = false
 		}
-		for _, p := range parents[common:] {
+		for open != parent {
+			rest := strings.TrimPrefix(parent[len(open):], ".")
+			seg, _, _ := strings.Cut(rest, ".")
 			if !first {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, p)
+			dst = appendJSONString(dst, seg)
 			dst = append(dst, ':', '{')
-			open = append(open, p)
+			open = parent[:len(parent)-len(rest)+len(seg)]
 			first = true
 		}
 		if !first {
@@ -63,10 +62,15 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 		dst = append(dst, ':')
 		dst = appendJSONValue(dst, FieldID(i), r.Values[i])
 	}
-	for range open {
+	for ; open != ""; open = open[:max(strings.LastIndexByte(open, '.'), 0)] {
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
+}
+
+// hasPathPrefix reports whether dotted path p is prefix or lies under it.
+func hasPathPrefix(p, prefix string) bool {
+	return strings.HasPrefix(p, prefix) && (len(p) == len(prefix) || p[len(prefix)] == '.')
 }
 
 // appendJSONValue appends JSONValue(id, v) as JSON.
@@ -131,27 +135,5 @@ func appendJSONString(dst []byte, s string) []byte {
 		i += n
 	}
 	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-// MarshalJSON renders the freshness as {"systemA", "systemB", "asOf"}, each
-// an RFC 3339 UTC time or null when unknown.
-func (f Freshness) MarshalJSON() ([]byte, error) {
-	dst := append(make([]byte, 0, 112), `{"systemA":`...)
-	dst = appendJSONTime(dst, f.SystemA)
-	dst = append(dst, `,"systemB":`...)
-	dst = appendJSONTime(dst, f.SystemB)
-	dst = append(dst, `,"asOf":`...)
-	dst = appendJSONTime(dst, f.AsOf)
-	return append(dst, '}'), nil
-}
-
-// appendJSONTime appends t as an RFC 3339 UTC JSON string, null when zero.
-func appendJSONTime(dst []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(dst, "null"...)
-	}
-	dst = append(dst, '"')
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, '"')
 }

@@ -11,8 +11,10 @@ import (
 // present on one side only is taken from that side; equivalent values take the
 // text of the rule's winner; conflicting values are decided by the rule, and a
 // winner's absent value falls back to the other side. Values are the
-// winner's original text, trimmed. Conflicts holds one Resolution per
-// Difference of Diff(a, b), OnlyIn kinds included.
+// winner's original text, trimmed. When both records are present, Conflicts
+// holds one Resolution per Difference of Diff(a, b), OnlyIn kinds included;
+// a customer held by one system only has no conflicts (there is nothing to
+// resolve: Presence says which system holds it, Sources name it per field).
 func Merge(a, b *Record, rules Rules) Result {
 	res := Result{Presence: PresenceOf(a, b)}
 	if res.Presence == "" {
@@ -54,7 +56,7 @@ func Merge(a, b *Record, rules Rules) Result {
 		}
 		res.Sources[i] = from
 		kind, differ := diffKind(id, x, y)
-		if !differ {
+		if !differ || res.Presence != InBoth {
 			continue
 		}
 		res.Conflicts = append(res.Conflicts, Resolution{
