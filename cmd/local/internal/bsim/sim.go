@@ -1,0 +1,270 @@
+// Package bsim is an in-process simulator of System B API v1 (see
+// docs/contracts.md) for the Docker-free local loop and for tests:
+//
+//   - GET /customers/{email}: 200 with the customer JSON, or 404;
+//   - GET /customers?limit=N&cursor=C: {"items": [...], "nextCursor": "..." | null},
+//     items ordered by merge.Key (trimmed, lower-cased email) byte-wise,
+//     limit 1..1000 (default 100), an opaque cursor;
+//   - PUT and DELETE /customers/{email}, so a user can change System B and
+//     watch a conflict appear (not part of the contract we read);
+//   - every API request needs "Authorization: Bearer <token>", else 401.
+//
+// Faults (latency, error rate and status, down, hang, broken bodies,
+// redirects) are switched while it runs with SetFaults or over HTTP on the
+// admin paths under /_sim/, which need no token (see AdminHelp).
+//
+// Storage is built for a million customers: a slice of (key, pre-encoded
+// JSON) sorted by key, searched by binary search, and pages written by
+// appending the pre-encoded documents, never re-encoding per request.
+//
+// Typical wiring:
+//
+//	sim := bsim.New(bsim.Config{Token: token})
+//	if err := sim.Load(f); err != nil { ... }    // JSON Lines of customers
+//	srv, err := sim.Serve("127.0.0.1:8081")       // or http.Handler: sim.Handler()
+//	defer srv.Close()
+package bsim
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/systemb"
+)
+
+// DefaultToken is the bearer token New uses when Config.Token is empty.
+const DefaultToken = "local-systemb-token"
+
+// MaxLineBytes bounds one JSON Lines record given to Load and one PUT body.
+const MaxLineBytes = 1 << 20
+
+// ErrBadInput is returned (wrapped) by Load for input that is not JSON Lines
+// of valid System B customers, or that names one customer twice.
+var ErrBadInput = errors.New("bsim: bad input")
+
+// Config configures a Sim. The zero value is usable.
+type Config struct {
+	// Token is the bearer token every API request must carry; DefaultToken
+	// when empty.
+	Token string
+	// Now is the clock used for a PUT without lastUpdated; time.Now when nil.
+	Now func() time.Time
+	// Rand returns a number in [0, 1) and decides which requests the
+	// errorRate fault fails. When nil, New uses a PCG generator seeded with
+	// Seed, so a run is reproducible. It is called under a lock.
+	Rand func() float64
+	// Seed seeds the default Rand.
+	Seed uint64
+}
+
+// entry is one stored customer: its join key and its pre-encoded System B
+// JSON document.
+type entry struct {
+	key string
+	doc []byte
+}
+
+// Sim is a System B API v1 simulator. It is safe for concurrent use.
+type Sim struct {
+	token string
+	now   func() time.Time
+
+	randMu sync.Mutex
+	rand   func() float64
+
+	mu      sync.RWMutex
+	entries []entry // sorted by key, byte-wise; keys unique
+
+	faults faultBox
+	stats  counters
+	stop   chan struct{} // closed by Close: releases hung requests
+	once   sync.Once
+}
+
+// New returns an empty simulator, with Config's defaults filled in.
+func New(cfg Config) *Sim {
+	s := &Sim{token: cfg.Token, now: cfg.Now, rand: cfg.Rand, stop: make(chan struct{})}
+	if s.token == "" {
+		s.token = DefaultToken
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		r := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
+		s.rand = r.Float64
+	}
+	s.faults.init()
+	return s
+}
+
+// Token returns the bearer token the simulator accepts.
+func (s *Sim) Token() string { return s.token }
+
+// Close releases every request held by the hang fault (they then fail with
+// 503) and makes later hang faults answer 503 at once. Call it before shutting
+// down the HTTP server that serves Handler. It does not drop the data.
+func (s *Sim) Close() {
+	s.once.Do(func() { close(s.stop) })
+}
+
+// Len returns the number of customers held.
+func (s *Sim) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.entries)
+}
+
+// Customer returns a copy of the stored JSON document of the customer with
+// the given email (matched by merge.Key), or false.
+func (s *Sim) Customer(email string) ([]byte, bool) {
+	key := merge.Key(email)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, ok := s.find(key)
+	if !ok {
+		return nil, false
+	}
+	return bytes.Clone(s.entries[i].doc), true
+}
+
+// Load reads JSON Lines of System B customers (blank lines are skipped) and
+// adds them, replacing stored customers with the same key. Each line is
+// decoded with systemb.UnmarshalCustomer and stored re-encoded with
+// systemb.AppendCustomer. On any error (a bad line, a key that appears twice
+// in r) nothing is changed; the error names the line number, never its data.
+func (s *Sim) Load(r io.Reader) error {
+	var (
+		loaded []entry
+		arena  docArena
+		seen   = map[string]int{}
+	)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		rec, err := systemb.UnmarshalCustomer(b)
+		if err != nil {
+			return fmt.Errorf("bsim: load line %d: %w: %w", line, ErrBadInput, err)
+		}
+		key := merge.Key(rec.Email())
+		if first, dup := seen[key]; dup {
+			return fmt.Errorf("bsim: load line %d: %w: same customer as line %d", line, ErrBadInput, first)
+		}
+		seen[key] = line
+		loaded = append(loaded, entry{key: key, doc: arena.encode(rec)})
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("bsim: load line %d: %w: %w", line+1, ErrBadInput, err)
+	}
+	slices.SortFunc(loaded, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries = mergeSorted(s.entries, loaded)
+	return nil
+}
+
+// Reset drops every customer.
+func (s *Sim) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries = nil
+}
+
+// docArena hands out encoded documents from large shared chunks, so a
+// million customers cost a few hundred allocations, not a million.
+type docArena struct{ chunk []byte }
+
+const arenaChunk = 1 << 20
+
+func (a *docArena) encode(r *merge.Record) []byte {
+	if cap(a.chunk)-len(a.chunk) < arenaChunk/64 {
+		a.chunk = make([]byte, 0, arenaChunk)
+	}
+	start := len(a.chunk)
+	out := systemb.AppendCustomer(a.chunk, r)
+	if start > 0 && cap(out) != cap(a.chunk) {
+		// It did not fit: AppendCustomer copied the chunk. Keep only this
+		// document, in its own slice, and the chunk as it was.
+		return bytes.Clone(out[start:])
+	}
+	a.chunk = out
+	return out[start:len(out):len(out)]
+}
+
+// mergeSorted merges add into cur (both sorted, keys unique within each);
+// add wins on equal keys. cur may be reused.
+func mergeSorted(cur, add []entry) []entry {
+	if len(cur) == 0 {
+		return add
+	}
+	out := make([]entry, 0, len(cur)+len(add))
+	i, j := 0, 0
+	for i < len(cur) && j < len(add) {
+		switch c := strings.Compare(cur[i].key, add[j].key); {
+		case c < 0:
+			out = append(out, cur[i])
+			i++
+		case c > 0:
+			out = append(out, add[j])
+			j++
+		default:
+			out = append(out, add[j])
+			i++
+			j++
+		}
+	}
+	out = append(out, cur[i:]...)
+	return append(out, add[j:]...)
+}
+
+// find returns the index of key, or where it would be inserted. Caller holds mu.
+func (s *Sim) find(key string) (int, bool) {
+	return slices.BinarySearchFunc(s.entries, key, func(e entry, k string) int { return strings.Compare(e.key, k) })
+}
+
+// put stores doc under key; it reports whether the key was new.
+func (s *Sim) put(key string, doc []byte) (created bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.find(key)
+	if ok {
+		s.entries[i].doc = doc
+		return false
+	}
+	s.entries = slices.Insert(s.entries, i, entry{key: key, doc: doc})
+	return true
+}
+
+// remove deletes key; it reports whether it was there.
+func (s *Sim) remove(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.find(key)
+	if ok {
+		s.entries = slices.Delete(s.entries, i, i+1)
+	}
+	return ok
+}
+
+// random returns the next number of the error-rate generator.
+func (s *Sim) random() float64 {
+	s.randMu.Lock()
+	defer s.randMu.Unlock()
+	return s.rand()
+}
