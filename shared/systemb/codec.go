@@ -62,7 +62,7 @@ func AppendCustomer(dst []byte, r *merge.Record) []byte {
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `,"lastUpdated":`...)
-	dst = appendJSONString(dst, r.LastUpdated.UTC().Format(time.RFC3339))
+	dst = appendJSONString(dst, r.LastUpdated.UTC().Format(time.RFC3339Nano))
 	return append(dst, '}')
 }
 
@@ -144,4 +144,38 @@ func decodeValue(k merge.Kind, raw json.RawMessage) (string, error) {
 		return "", fmt.Errorf("want a string or null")
 	}
 	return s, nil
+}
+
+// decodePage decodes a list page {"items": [...], "nextCursor": "..."|null}
+// appending its records to dst. Both members are required; nextCursor is a
+// non-empty string (more is true) or null (the last page).
+func decodePage(data []byte, dst []merge.Record) (items []merge.Record, next string, more bool, err error) {
+	var pg struct {
+		Items      *[]json.RawMessage `json:"items"`
+		NextCursor json.RawMessage    `json:"nextCursor"`
+	}
+	if err := json.Unmarshal(data, &pg); err != nil {
+		return dst, "", false, fmt.Errorf("systemb: decode page: %w: %v", ErrBadData, err)
+	}
+	if pg.Items == nil {
+		return dst, "", false, fmt.Errorf("systemb: decode page: %w: items is missing", ErrBadData)
+	}
+	switch {
+	case pg.NextCursor == nil:
+		return dst, "", false, fmt.Errorf("systemb: decode page: %w: nextCursor is missing", ErrBadData)
+	case bytes.Equal(pg.NextCursor, []byte("null")):
+	default:
+		if err := json.Unmarshal(pg.NextCursor, &next); err != nil || next == "" {
+			return dst, "", false, fmt.Errorf("systemb: decode page: %w: nextCursor is not a non-empty string or null", ErrBadData)
+		}
+		more = true
+	}
+	for i, raw := range *pg.Items {
+		r, err := UnmarshalCustomer(raw)
+		if err != nil {
+			return dst, "", false, fmt.Errorf("systemb: decode page: item %d: %w", i, err)
+		}
+		dst = append(dst, *r)
+	}
+	return dst, next, more, nil
 }

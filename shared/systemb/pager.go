@@ -1,0 +1,208 @@
+package systemb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/acme/unified-customer-service/shared/merge"
+)
+
+// Pager streams all System B customers in join order (merge.Key ascending,
+// byte-wise) from GET {base}/customers?limit=N&cursor=C, one page at a
+// time, like bufio.Scanner:
+//
+//	p := client.List(ctx, 1000)
+//	defer p.Close()
+//	for p.Next() {
+//		use(p.Record())
+//	}
+//	if err := p.Err(); err != nil { ... }
+//
+// A pull iterator (rather than an iter.Seq2) suits the sort-merge join,
+// which advances two sources at its own pace; All adapts it to range.
+//
+// Memory is bounded by two pages: the one being consumed and the next one,
+// fetched in the background while the caller consumes the current one
+// (unless Config.DisablePrefetch). Each page fetch uses the Client's
+// timeout, retry and budget machinery. Keys must be strictly ascending
+// within and across pages, else Err is ErrBadData: the join depends on it.
+// A Pager is not safe for concurrent use.
+type Pager struct {
+	c      *Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	limit  int
+
+	cur, spare *page
+	i          int
+	started    bool
+	closed     bool
+	pending    chan error   // the fetch in flight into spare, if any
+	deferred   func() error // the fetch to run into spare, with DisablePrefetch
+	err        error
+	pages      int
+}
+
+// page is one decoded list page and the buffer its body was read into.
+type page struct {
+	body    bytes.Buffer
+	items   []merge.Record
+	next    string // cursor of the next page
+	more    bool   // nextCursor was not null
+	lastKey string // key of the last item, or of the last item before
+}
+
+// List returns a Pager over all customers, pageSize at a time (1..1000;
+// 0 means 1000). A page size out of range gives a Pager whose Err is
+// ErrInvalidArgument. No request is made before the first Next.
+func (c *Client) List(ctx context.Context, pageSize int) *Pager {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &Pager{c: c, ctx: ctx, cancel: cancel, limit: pageSize, cur: new(page), spare: new(page)}
+	if pageSize == 0 {
+		p.limit = DefaultPageSize
+	}
+	if p.limit < 1 || p.limit > MaxPageSize {
+		p.err = &Error{Op: OpList, Err: ErrInvalidArgument, Cause: fmt.Errorf("page size %d is not in 1..%d", pageSize, MaxPageSize)}
+		cancel()
+	}
+	return p
+}
+
+// Next advances to the next record; false at the end or on an error (see Err).
+func (p *Pager) Next() bool {
+	if p.err != nil || p.closed {
+		return false
+	}
+	if p.i+1 < len(p.cur.items) {
+		p.i++
+		return true
+	}
+	if !p.started {
+		p.started = true
+		p.start("", false)
+	}
+	for {
+		var err error
+		switch {
+		case p.pending != nil:
+			err = <-p.pending
+			p.pending = nil
+		case p.deferred != nil:
+			f := p.deferred
+			p.deferred = nil
+			err = f()
+		default:
+			return false
+		}
+		if err != nil {
+			p.err = err
+			p.cancel()
+			return false
+		}
+		p.pages++
+		p.cur, p.spare = p.spare, p.cur
+		p.i = 0
+		if p.cur.more {
+			p.start(p.cur.next, true)
+		}
+		if len(p.cur.items) > 0 {
+			return true
+		}
+	}
+}
+
+// start arranges the fetch of the page at cursor (or the first page) into
+// p.spare: in the background, or with DisablePrefetch when Next needs it.
+func (p *Pager) start(cursor string, hasCursor bool) {
+	dst, prevKey, n := p.spare, p.cur.lastKey, p.pages+1
+	run := func() error { return p.c.fetchPage(p.ctx, p.limit, cursor, hasCursor, prevKey, n, dst) }
+	if p.c.cfg.DisablePrefetch {
+		p.deferred = run
+		return
+	}
+	ch := make(chan error, 1)
+	p.pending = ch
+	go func() { ch <- run() }()
+}
+
+// Record returns the current record. It stays valid until the next call to
+// Next; copy it to keep it.
+func (p *Pager) Record() *merge.Record { return &p.cur.items[p.i] }
+
+// Err returns the error that stopped the Pager; nil at a clean end. It is an
+// *Error wrapping ErrUnavailable, ErrUnauthorized, ErrBadData or
+// ErrInvalidArgument.
+func (p *Pager) Err() error { return p.err }
+
+// Pages returns the number of pages consumed so far.
+func (p *Pager) Pages() int { return p.pages }
+
+// Close stops the Pager and waits for a background fetch to end. It is safe
+// to call more than once and after the end.
+func (p *Pager) Close() error {
+	p.cancel()
+	if p.pending != nil {
+		<-p.pending
+		p.pending = nil
+	}
+	p.deferred = nil
+	p.closed = true
+	return nil
+}
+
+// All adapts the Pager to range-over-func: it yields each record with a nil
+// error, then, if the Pager stopped on an error, (nil, err) once. It does
+// not close the Pager.
+func (p *Pager) All() iter.Seq2[*merge.Record, error] {
+	return func(yield func(*merge.Record, error) bool) {
+		for p.Next() {
+			if !yield(p.Record(), nil) {
+				return
+			}
+		}
+		if err := p.Err(); err != nil {
+			yield(nil, err)
+		}
+	}
+}
+
+// fetchPage fetches, decodes and checks one page into dst.
+func (c *Client) fetchPage(ctx context.Context, limit int, cursor string, hasCursor bool, prevKey string, n int, dst *page) error {
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if hasCursor {
+		q.Set("cursor", cursor)
+	}
+	attempts, err := c.fetch(ctx, OpList, c.base+"/customers?"+q.Encode(), c.cfg.MaxPageBytes, &dst.body)
+	if err != nil {
+		return err
+	}
+	bad := func(cause error) error {
+		return &Error{Op: OpList, Status: http.StatusOK, Attempts: attempts, Err: ErrBadData, Cause: fmt.Errorf("page %d: %w", n, cause)}
+	}
+	dst.items, dst.next, dst.more, err = decodePage(dst.body.Bytes(), dst.items[:0])
+	if err != nil {
+		return bad(err)
+	}
+	if len(dst.items) > limit {
+		return bad(fmt.Errorf("%d items for a limit of %d", len(dst.items), limit))
+	}
+	if dst.more && hasCursor && dst.next == cursor {
+		return bad(errors.New("nextCursor repeats the cursor"))
+	}
+	key := prevKey // "" before the first page
+	for i := range dst.items {
+		k := merge.Key(dst.items[i].Email())
+		if k <= key { // keys are never empty: the codec requires an email
+			return bad(fmt.Errorf("item %d is not after the one before it in join order", i))
+		}
+		key = k
+	}
+	dst.lastKey = key
+	return nil
+}
