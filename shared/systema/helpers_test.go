@@ -1,0 +1,347 @@
+package systema
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"modernc.org/sqlite"
+
+	"github.com/acme/unified-customer-service/shared/merge"
+)
+
+const (
+	testBucket = "snapshots"
+	testKey    = "systema/customers.db"
+)
+
+var snapExportedAt = time.Date(2025, 3, 1, 2, 0, 0, 0, time.UTC)
+
+// rec builds a record; values are given in field order after the email.
+func mkRec(email string, updated time.Time, values ...string) *merge.Record {
+	r := &merge.Record{LastUpdated: updated}
+	r.Values[merge.FieldEmail] = email
+	for i, v := range values {
+		r.Values[i+1] = v
+	}
+	return r
+}
+
+// sampleRecords is a small snapshot with mixed-case, '+' and non-ASCII
+// emails (some with non-ASCII upper case, which NOCASE does not fold).
+func sampleRecords() []*merge.Record {
+	t := time.Date(2025, 2, 1, 10, 0, 0, 0, time.UTC)
+	return []*merge.Record{
+		mkRec("alice@example.com", t, "Alice", "Liddell", "+44 20 7946 0000", "1 High St", "London", "SW1A 1AA", "GB", "true", "gold"),
+		mkRec("Bob.Builder@Example.COM", t.Add(time.Hour), "Bob", "Builder", "", "", "", "", "", "false", ""),
+		mkRec("anna+news@example.com", t, "Anna", "", "", "", "", "", "", "", "silver"),
+		mkRec("Émile@exemple.fr", t, "Émile", "Zola", "", "", "Paris", "75001", "FR", "true", ""),
+		mkRec("zoë@example.nl", t, "Zoë", "", "", "", "", "", "NL", "", ""),
+		mkRec("ÅSA@exempel.se", t, "Åsa", "", "", "", "", "", "SE", "false", ""),
+		mkRec("Ärger@beispiel.de", t, "", "", "", "", "", "", "DE", "", ""),
+		mkRec("zed@example.com", t, "Zed", "", "", "", "", "", "", "", "bronze"),
+		mkRec("jörg@beispiel.de", t, "Jörg", "", "", "", "", "", "DE", "", ""),
+		mkRec("ÉCOLE@exemple.fr", t, "", "", "", "", "", "", "FR", "", ""),
+		mkRec("Ωmega@example.gr", t, "", "", "", "", "", "", "GR", "", ""),
+	}
+}
+
+// snapOpts tweaks a written snapshot file after WriteSnapshot.
+type snapOpts struct {
+	rowid bool
+	sql   []string // statements run on the written file
+}
+
+// writeSnap writes recs as a snapshot file in dir and returns its path.
+func writeSnap(t testing.TB, dir string, recs []*merge.Record, o snapOpts) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "src-*.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	path := f.Name()
+	err = WriteSnapshotWithOptions(context.Background(), path, snapExportedAt, slices.Values(recs), WriteSnapshotOptions{Rowid: o.rowid})
+	if err != nil {
+		t.Fatalf("write snapshot: %v", err)
+	}
+	if len(o.sql) > 0 {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, q := range o.sql {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	return path
+}
+
+// fakeS3 is an in-process S3 (gofakes3 over real HTTP on 127.0.0.1) with a
+// client from aws-sdk-go-v2, request counters and injectable throttling.
+type fakeS3 struct {
+	srv    *httptest.Server
+	client *s3.Client
+
+	heads, gets atomic.Int64
+	throttleGet atomic.Int64 // answer this many GETs with 503 SlowDown
+	mu          sync.Mutex
+	ifMatch     []string // If-Match headers of GETs
+	versionIDs  []string // versionId query of GETs
+}
+
+func newFakeS3(t testing.TB, versioned bool) *fakeS3 {
+	t.Helper()
+	var opts []gofakes3.Option
+	if !versioned {
+		opts = append(opts, gofakes3.WithoutVersioning())
+	}
+	backend := s3mem.New()
+	faker := gofakes3.New(backend, opts...)
+	f := &fakeS3{}
+	inner := faker.Server()
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/"+testKey) {
+			switch r.Method {
+			case http.MethodHead:
+				f.heads.Add(1)
+			case http.MethodGet:
+				f.gets.Add(1)
+				f.mu.Lock()
+				f.ifMatch = append(f.ifMatch, r.Header.Get("If-Match"))
+				f.versionIDs = append(f.versionIDs, r.URL.Query().Get("versionId"))
+				f.mu.Unlock()
+				if f.throttleGet.Add(-1) >= 0 {
+					w.Header().Set("Content-Type", "application/xml")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>1</RequestId></Error>`)
+					return
+				}
+			}
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.srv.Close)
+	f.client = s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(f.srv.URL),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDFAKE", "fake-secret", ""),
+		// The SDK's standard retryer with a tiny backoff, so throttling
+		// tests retry for real without sleeping.
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.Backoff = retry.NewExponentialJitterBackoff(time.Millisecond)
+		}),
+	})
+	ctx := context.Background()
+	if _, err := f.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(testBucket)}); err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	if versioned {
+		_, err := f.client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+			Bucket:                  aws.String(testBucket),
+			VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
+		})
+		if err != nil {
+			t.Fatalf("enable versioning: %v", err)
+		}
+	}
+	return f
+}
+
+// put uploads the file at path as the snapshot object and returns its
+// version id ("" when not versioned).
+func (f *fakeS3) put(t testing.TB, path string) string {
+	t.Helper()
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.putBytes(t, body)
+}
+
+func (f *fakeS3) putBytes(t testing.TB, body []byte) string {
+	t.Helper()
+	out, err := f.client.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(testBucket), Key: aws.String(testKey), Body: bytes.NewReader(body),
+	})
+	if err != nil {
+		t.Fatalf("put object: %v", err)
+	}
+	return aws.ToString(out.VersionId)
+}
+
+func (f *fakeS3) source() Source { return NewS3Source(f.client, testBucket, testKey) }
+
+// fakeClock is an injectable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock { return &fakeClock{t: time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// harness is a Store under test with its clock, logs and refresh reports.
+type harness struct {
+	store *Store
+	clock *fakeClock
+	logs  *syncBuffer
+	dir   string
+
+	mu      sync.Mutex
+	reports []RefreshResult
+}
+
+func newHarness(t testing.TB, src Source) *harness {
+	t.Helper()
+	h := &harness{clock: newClock(), logs: &syncBuffer{}, dir: t.TempDir()}
+	st, err := New(Config{
+		Source:       src,
+		Dir:          h.dir,
+		RefreshEvery: time.Minute,
+		Now:          h.clock.Now,
+		Logger:       slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OnRefresh: func(r RefreshResult) {
+			h.mu.Lock()
+			h.reports = append(h.reports, r)
+			h.mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.store = st
+	t.Cleanup(func() {
+		st.Close()
+		if logs := h.logs.String(); strings.Contains(logs, "@") {
+			t.Errorf("logs contain an email address:\n%s", logs)
+		}
+	})
+	return h
+}
+
+func (h *harness) lastReport(t testing.TB) RefreshResult {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.reports) == 0 {
+		t.Fatal("no refresh reported")
+	}
+	return h.reports[len(h.reports)-1]
+}
+
+// files lists the snapshot files in the Store's directory.
+func (h *harness) files(t testing.TB) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(h.dir, "systema-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// acquire acquires or fails the test.
+func (h *harness) acquire(t testing.TB) *Snapshot {
+	t.Helper()
+	snap, err := h.store.Acquire(context.Background())
+	if err != nil {
+		t.Fatalf("acquire: %v", err)
+	}
+	return snap
+}
+
+// collect drains All.
+func collect(t testing.TB, snap *Snapshot) []*merge.Record {
+	t.Helper()
+	var out []*merge.Record
+	for r, err := range snap.All(context.Background()) {
+		if err != nil {
+			t.Fatalf("iterate: %v", err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// emails returns the emails of recs.
+func emails(recs []*merge.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.Email()
+	}
+	return out
+}
+
+// sqlOpenMemory opens an in-memory database on drv.
+func sqlOpenMemory(drv driverOpener) *sql.DB {
+	return sql.OpenDB(connector{drv: drv, dsn: ":memory:"})
+}
+
+// driverOpener is what connector needs of a driver.
+type driverOpener = *sqlite.Driver
+
+// genRecords returns n deterministic records whose emails mix ASCII case,
+// '+' tags and non-ASCII letters in either case (no two share a key).
+func genRecords(n int) []*merge.Record {
+	prefixes := []string{"user", "Émile", "émile", "ÅSA", "zoë", "Zoë", "ÖZIL", "Ärger", "ärger", "anna+tag", "ANNA", "Ωmega", "jörg", "JÖRG.x"}
+	domains := []string{"example.com", "Example.COM", "exemple.fr", "beispiel.de"}
+	t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	out := make([]*merge.Record, n)
+	for i := range out {
+		email := fmt.Sprintf("%s%06d@%s", prefixes[i%len(prefixes)], i, domains[i%len(domains)])
+		out[i] = mkRec(email, t.Add(time.Duration(i)*time.Second), fmt.Sprintf("First%d", i), "Last", "+1 555 0100", "1 Main St", "Springfield", "12345", "US", []string{"true", "false", ""}[i%3], "gold")
+	}
+	return out
+}

@@ -1,0 +1,132 @@
+package systema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ErrNoSnapshot is returned (wrapped) by a Source when the snapshot object or
+// file does not exist.
+var ErrNoSnapshot = errors.New("systema: snapshot not found")
+
+// ErrChanged is returned (wrapped) by Source.Fetch when the object no longer
+// is the version Stat described (replaced between the two calls).
+var ErrChanged = errors.New("systema: snapshot changed while fetching")
+
+// Version identifies one version of the snapshot object. Stat fills URI,
+// ETag, VersionID, Size and LastModified; a loaded Snapshot adds ExportedAt
+// (snapshot_meta's exported_at).
+type Version struct {
+	URI          string    // where the snapshot lives (SNAPSHOT_URI), never PII
+	ETag         string    // S3 ETag; for file:// a synthesised size-mtime tag
+	VersionID    string    // S3 VersionId; "" when the bucket is not versioned
+	Size         int64     // bytes
+	LastModified time.Time // object (or file) modification time
+	ExportedAt   time.Time // snapshot_meta exported_at; zero until validated
+}
+
+// Same reports whether v and o name the same object version: the same
+// VersionId when both have one, else the same ETag and size.
+func (v Version) Same(o Version) bool {
+	if v.URI != o.URI {
+		return false
+	}
+	if v.VersionID != "" && o.VersionID != "" {
+		return v.VersionID == o.VersionID
+	}
+	return v.ETag == o.ETag && v.Size == o.Size && v.VersionID == o.VersionID
+}
+
+// String renders the version for logs (no PII: URI, ETag, VersionId).
+func (v Version) String() string {
+	s := v.URI + " etag=" + v.ETag
+	if v.VersionID != "" {
+		s += " versionId=" + v.VersionID
+	}
+	return s
+}
+
+// Source is where snapshots come from. It is deliberately small: Stat names
+// the current version, Fetch streams that exact version into dst. A later
+// implementation may read the object by HTTP range requests instead.
+type Source interface {
+	// Stat returns the current version of the snapshot; an error wrapping
+	// ErrNoSnapshot when there is none.
+	Stat(ctx context.Context) (Version, error)
+	// Fetch writes version v (as Stat returned it) to dst, streamed. It
+	// fails (wrapping ErrChanged) rather than write another version.
+	Fetch(ctx context.Context, v Version, dst *os.File) error
+}
+
+// URI is a parsed SNAPSHOT_URI: s3://bucket/key or file:///abs/path.db.
+type URI struct {
+	Scheme string // "s3" or "file"
+	Bucket string // s3 only
+	Key    string // s3 only
+	Path   string // file only: absolute, cleaned
+}
+
+// String renders the URI back in SNAPSHOT_URI form.
+func (u URI) String() string {
+	if u.Scheme == "s3" {
+		return "s3://" + u.Bucket + "/" + u.Key
+	}
+	return "file://" + u.Path
+}
+
+// ParseURI parses a SNAPSHOT_URI value. Errors name the setting and say what
+// form is expected.
+func ParseURI(s string) (URI, error) {
+	const form = "want s3://bucket/key or file:///abs/path.db"
+	if strings.TrimSpace(s) == "" {
+		return URI{}, fmt.Errorf("systema: SNAPSHOT_URI is empty (%s)", form)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q does not parse (%s): %w", s, form, err)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q: no query, fragment or user info allowed (%s)", s, form)
+	}
+	switch u.Scheme {
+	case "s3":
+		key := strings.TrimPrefix(u.Path, "/")
+		if u.Host == "" || key == "" || strings.HasSuffix(key, "/") {
+			return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q: needs a bucket and an object key (%s)", s, form)
+		}
+		return URI{Scheme: "s3", Bucket: u.Host, Key: key}, nil
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q: file URIs take no host (%s)", s, form)
+		}
+		if u.Path == "" || !filepath.IsAbs(u.Path) || strings.HasSuffix(u.Path, "/") {
+			return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q: needs an absolute file path (%s)", s, form)
+		}
+		return URI{Scheme: "file", Path: filepath.Clean(u.Path)}, nil
+	default:
+		return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q: unsupported scheme %q (%s)", s, u.Scheme, form)
+	}
+}
+
+// NewSource returns the Source for u. An s3 URI needs client (built by the
+// caller from the default AWS config, so AWS_ENDPOINT_URL_S3 applies); a file
+// URI ignores it.
+func NewSource(u URI, client S3API) (Source, error) {
+	switch u.Scheme {
+	case "s3":
+		if client == nil {
+			return nil, fmt.Errorf("systema: SNAPSHOT_URI %s needs an S3 client", u)
+		}
+		return NewS3Source(client, u.Bucket, u.Key), nil
+	case "file":
+		return NewFileSource(u.Path), nil
+	default:
+		return nil, fmt.Errorf("systema: SNAPSHOT_URI: unsupported scheme %q", u.Scheme)
+	}
+}
