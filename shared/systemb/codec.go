@@ -121,6 +121,9 @@ func UnmarshalCustomer(data []byte) (*merge.Record, error) {
 		}
 	}
 	t, err := time.Parse(time.RFC3339, ts)
+	if y := t.UTC().Year(); err == nil && (y < 0 || y > 9999) {
+		err = errors.New("year out of range")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("systemb: decode customer: %w: lastUpdated is missing or not RFC 3339", ErrBadData)
 	}

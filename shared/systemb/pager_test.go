@@ -29,6 +29,9 @@ type listServer struct {
 	mu      sync.Mutex
 	cursors []string
 	limits  []string
+	// status, when set before the first request, gives the status of
+	// request n (1-based); 200 serves the page.
+	status func(n int) int
 }
 
 const cursorPrefix = "c+/=&?# ü:"
@@ -36,7 +39,11 @@ const cursorPrefix = "c+/=&?# ü:"
 func newListServer(t *testing.T, rs []merge.Record, mutate func(page int, body []byte) []byte) *listServer {
 	t.Helper()
 	ls := new(listServer)
-	ls.server = newServer(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+	ls.server = newServer(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if ls.status != nil && ls.status(n) != http.StatusOK {
+			w.WriteHeader(ls.status(n))
+			return
+		}
 		if r.URL.Path != "/customers" || r.Header.Get("Authorization") != "Bearer "+testToken {
 			w.WriteHeader(http.StatusNotFound)
 			return
@@ -150,4 +157,210 @@ func TestListPages(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestListRejectsBrokenPages(t *testing.T) {
+	// pageOf is a last page holding the customers of emails, in that order.
+	pageOf := func(emails ...string) func(int, []byte) []byte {
+		body := []byte(`{"items":[`)
+		for i, e := range emails {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = append(body, customerJSON(e)...)
+		}
+		body = append(body, `],"nextCursor":null}`...)
+		return func(int, []byte) []byte { return body }
+	}
+	tests := []struct {
+		name     string
+		pageSize int
+		mutate   func(page int, body []byte) []byte
+		wantRecs int // records delivered before the error
+	}{
+		{"out of order within a page", 10, pageOf("b@example.com", "a@example.com"), 0},
+		{"out of order across pages", 5, func(page int, body []byte) []byte {
+			if page == 2 { // page 2 restarts at the beginning
+				return pageOf("Customer000000@example.com")(page, body)
+			}
+			return body
+		}, 5},
+		{"duplicate key, case differs", 10, pageOf("a@example.com", "A@Example.com"), 0},
+		{"invalid JSON", 10, func(_ int, body []byte) []byte { return body[:len(body)-1] }, 0},
+		{"missing nextCursor", 10, func(int, []byte) []byte { return []byte(`{"items":[]}`) }, 0},
+		{"empty nextCursor", 10, func(int, []byte) []byte { return []byte(`{"items":[],"nextCursor":""}`) }, 0},
+		{"numeric nextCursor", 10, func(int, []byte) []byte { return []byte(`{"items":[],"nextCursor":7}`) }, 0},
+		{"missing items", 10, func(int, []byte) []byte { return []byte(`{"nextCursor":null}`) }, 0},
+		{"null items", 10, func(int, []byte) []byte { return []byte(`{"items":null,"nextCursor":null}`) }, 0},
+		{"items not an array", 10, func(int, []byte) []byte { return []byte(`{"items":{},"nextCursor":null}`) }, 0},
+		{"bad record", 10, func(int, []byte) []byte {
+			return []byte(`{"items":[{"email":"a@example.com"}],"nextCursor":null}`)
+		}, 0},
+		{"more items than the limit", 1, pageOf("a@example.com", "b@example.com"), 0},
+		{"cursor repeats", 5, func(page int, body []byte) []byte {
+			if page == 2 {
+				return []byte(`{"items":[],"nextCursor":"` + cursorPrefix + `5"}`)
+			}
+			return body
+		}, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newListServer(t, dataset(12), tt.mutate)
+			c, _ := newClient(t, s.URL, nil)
+			p := c.List(context.Background(), tt.pageSize)
+			defer p.Close()
+			got := collect(p)
+			e := checkErr(t, p.Err(), ErrBadData, 1, "example.com")
+			if e.Op != OpList || e.Status != http.StatusOK {
+				t.Errorf("error %+v", e)
+			}
+			if len(got) != tt.wantRecs {
+				t.Errorf("%d records before the error, want %d", len(got), tt.wantRecs)
+			}
+			if p.Next() {
+				t.Error("Next after an error returned true")
+			}
+		})
+	}
+}
+
+func TestListValidatesThePageSize(t *testing.T) {
+	s := newListServer(t, dataset(3), nil)
+	c, _ := newClient(t, s.URL, nil)
+	for _, size := range []int{-1, 1001, 1 << 40} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			p := c.List(context.Background(), size)
+			defer p.Close()
+			if p.Next() {
+				t.Fatal("Next returned true")
+			}
+			checkErr(t, p.Err(), ErrInvalidArgument, 0)
+		})
+	}
+	if s.Requests() != 0 {
+		t.Errorf("%d requests, want 0", s.Requests())
+	}
+}
+
+func TestListPageFailures(t *testing.T) {
+	tests := []struct {
+		name     string
+		status   int
+		want     error
+		requests int // 1 good page, then the failing ones
+	}{
+		{"503 on page 2 after retries", http.StatusServiceUnavailable, ErrUnavailable, 1 + 3},
+		{"401 on page 2", http.StatusUnauthorized, ErrUnauthorized, 1 + 1},
+		{"404 on page 2", http.StatusNotFound, ErrUnavailable, 1 + 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newListServer(t, dataset(10), nil)
+			s.status = func(n int) int {
+				if n > 1 {
+					return tt.status
+				}
+				return http.StatusOK
+			}
+			c, _ := newClient(t, s.URL, nil)
+			p := c.List(context.Background(), 4)
+			defer p.Close()
+			got := collect(p)
+			checkErr(t, p.Err(), tt.want, tt.requests-1)
+			if len(got) != 4 || s.Requests() != tt.requests {
+				t.Errorf("%d records, %d requests; want 4, %d", len(got), s.Requests(), tt.requests)
+			}
+		})
+	}
+}
+
+func TestListSkipsEmptyPages(t *testing.T) {
+	rs := dataset(6)
+	s := newListServer(t, rs, func(page int, body []byte) []byte {
+		if page == 1 { // an empty page that still points on
+			return []byte(`{"items":[],"nextCursor":"` + cursorPrefix + `0"}`)
+		}
+		return body
+	})
+	c, _ := newClient(t, s.URL, nil)
+	p := c.List(context.Background(), 3)
+	defer p.Close()
+	got := collect(p)
+	if p.Err() != nil || len(got) != 6 || p.Pages() != 3 {
+		t.Errorf("%d records, %d pages, err %v; want 6, 3, nil", len(got), p.Pages(), p.Err())
+	}
+}
+
+func TestListCloseEarly(t *testing.T) {
+	s := newListServer(t, dataset(50), nil)
+	c, _ := newClient(t, s.URL, nil)
+	p := c.List(context.Background(), 5)
+	for range 7 {
+		if !p.Next() {
+			t.Fatalf("Next false early: %v", p.Err())
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Close()
+	if p.Next() || p.Err() != nil {
+		t.Errorf("after Close: Next true or Err %v", p.Err())
+	}
+	// At most the two pages consumed plus one prefetched.
+	if s.Requests() > 3 {
+		t.Errorf("%d requests for 7 records of pages of 5", s.Requests())
+	}
+}
+
+func TestListAll(t *testing.T) {
+	rs := dataset(9)
+	s := newListServer(t, rs, nil)
+	c, _ := newClient(t, s.URL, nil)
+	p := c.List(context.Background(), 4)
+	defer p.Close()
+	n := 0
+	for r, err := range p.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *r != rs[n] {
+			t.Fatalf("record %d differs", n)
+		}
+		n++
+	}
+	if n != 9 {
+		t.Errorf("%d records, want 9", n)
+	}
+
+	bad := newListServer(t, rs, func(int, []byte) []byte { return []byte("{") })
+	c, _ = newClient(t, bad.URL, nil)
+	p = c.List(context.Background(), 4)
+	defer p.Close()
+	var errs int
+	for r, err := range p.All() {
+		if r != nil || err == nil {
+			t.Fatalf("yielded %v, %v", r, err)
+		}
+		errs++
+	}
+	if errs != 1 {
+		t.Errorf("%d errors yielded, want 1", errs)
+	}
+}
+
+func TestListCanceled(t *testing.T) {
+	s := newListServer(t, dataset(20), nil)
+	c, _ := newClient(t, s.URL, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := c.List(ctx, 5)
+	defer p.Close()
+	for range 5 {
+		p.Next()
+	}
+	cancel()
+	for p.Next() {
+	}
+	checkErr(t, p.Err(), ErrUnavailable, -1)
 }

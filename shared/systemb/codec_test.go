@@ -1,0 +1,281 @@
+package systemb
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme/unified-customer-service/shared/merge"
+)
+
+func TestCodecRoundTrip(t *testing.T) {
+	withValues := func(mod func(r *merge.Record)) merge.Record {
+		r := newRecord("ada@example.com")
+		mod(&r)
+		return r
+	}
+	tests := []struct {
+		name string
+		r    merge.Record
+	}{
+		{"complete", newRecord("ada@example.com")},
+		{"all absent but email", withValues(func(r *merge.Record) {
+			for i := 1; i < merge.NumFields; i++ {
+				r.Values[i] = ""
+			}
+		})},
+		{"no address", withValues(func(r *merge.Record) {
+			for _, id := range []merge.FieldID{merge.FieldAddressLine1, merge.FieldCity, merge.FieldPostalCode, merge.FieldCountry} {
+				r.Values[id] = ""
+			}
+		})},
+		{"opt-in false", withValues(func(r *merge.Record) { r.Values[merge.FieldMarketingOptIn] = "false" })},
+		{"quotes, backslashes, controls", withValues(func(r *merge.Record) {
+			r.Values[merge.FieldFirstName] = "O\"Brien \\ \t\n\r\x00\x1f"
+			r.Values[merge.FieldAddressLine1] = "</script><script>alert(1)</script> & more"
+		})},
+		{"non-ASCII", withValues(func(r *merge.Record) {
+			r.Values[merge.FieldEmail] = "JÖRG@Exämple.com"
+			r.Values[merge.FieldLastName] = "Müller 🚀 \u2028\u2029 漢字"
+			r.Values[merge.FieldCity] = "Zürich"
+		})},
+		{"whitespace kept", withValues(func(r *merge.Record) { r.Values[merge.FieldFirstName] = "  Ada  " })},
+		{"sub-second time", withValues(func(r *merge.Record) {
+			r.LastUpdated = time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := AppendCustomer(nil, &tt.r)
+			if !json.Valid(doc) {
+				t.Fatalf("AppendCustomer wrote invalid JSON: %s", doc)
+			}
+			got, err := UnmarshalCustomer(doc)
+			if err != nil {
+				t.Fatalf("UnmarshalCustomer(%s): %v", doc, err)
+			}
+			if *got != tt.r {
+				t.Errorf("round trip:\n got %+v\nwant %+v", *got, tt.r)
+			}
+		})
+	}
+}
+
+func TestAppendCustomerShape(t *testing.T) {
+	r := newRecord("ada@example.com")
+	r.Values[merge.FieldPhone] = ""
+	var doc map[string]any
+	if err := json.Unmarshal(AppendCustomer(nil, &r), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace", "phone": nil,
+		"address": map[string]any{
+			"line1": "12 St James's Square", "city": "London", "postalCode": "SW1Y 4JH", "country": "GB",
+		},
+		"marketingOptIn": true, "loyaltyTier": "gold", "lastUpdated": "2026-03-01T12:30:00Z",
+	}
+	if !reflect.DeepEqual(doc, want) {
+		t.Errorf("document\n got %v\nwant %v", doc, want)
+	}
+}
+
+func TestUnmarshalCustomerAccepts(t *testing.T) {
+	base := newRecord("ada@example.com")
+	tests := []struct {
+		name string
+		doc  string
+		want func(r *merge.Record)
+	}{
+		{"unknown fields ignored", `{"email":"ada@example.com","id":7,"tags":["a",{"b":null}],"address":{"line2":"x","city":"London"},"lastUpdated":"2026-03-01T12:30:00Z","extra":{"deep":[[[]]]}}`,
+			func(r *merge.Record) { keepOnly(r, merge.FieldEmail, merge.FieldCity) }},
+		{"nulls are absent", `{"email":"ada@example.com","firstName":null,"address":null,"marketingOptIn":null,"lastUpdated":"2026-03-01T12:30:00Z"}`,
+			func(r *merge.Record) { keepOnly(r, merge.FieldEmail) }},
+		{"offset time to UTC", `{"email":"ada@example.com","lastUpdated":"2026-03-01T14:30:00+02:00"}`,
+			func(r *merge.Record) { keepOnly(r, merge.FieldEmail) }},
+		{"whitespace and escapes", " {\n\"email\" : \"ad\\u0061@example.com\" ,\t\"lastUpdated\":\"2026-03-01T12:30:00Z\"} \n",
+			func(r *merge.Record) { keepOnly(r, merge.FieldEmail) }},
+		{"surrogate pair", `{"email":"ada@example.com","firstName":"\ud83d\ude80","lastUpdated":"2026-03-01T12:30:00Z"}`,
+			func(r *merge.Record) { keepOnly(r, merge.FieldEmail, merge.FieldFirstName); r.Values[merge.FieldFirstName] = "🚀" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := UnmarshalCustomer([]byte(tt.doc))
+			if err != nil {
+				t.Fatalf("UnmarshalCustomer: %v", err)
+			}
+			want := base
+			tt.want(&want)
+			if *got != want {
+				t.Errorf("got %+v\nwant %+v", *got, want)
+			}
+		})
+	}
+}
+
+// keepOnly clears every value of r but ids.
+func keepOnly(r *merge.Record, ids ...merge.FieldID) {
+	for i := range r.Values {
+		keep := false
+		for _, id := range ids {
+			keep = keep || merge.FieldID(i) == id
+		}
+		if !keep {
+			r.Values[i] = ""
+		}
+	}
+}
+
+func TestUnmarshalCustomerRejects(t *testing.T) {
+	const ts = `"lastUpdated":"2026-03-01T12:30:00Z"`
+	tests := []struct{ name, doc string }{
+		{"empty", ``},
+		{"null", `null`},
+		{"array", `[]`},
+		{"string", `"ada@example.com"`},
+		{"truncated", `{"email":"ada@example.com",` + ts},
+		{"trailing garbage", `{"email":"ada@example.com",` + ts + `}x`},
+		{"two documents", `{"email":"ada@example.com",` + ts + `}{}`},
+		{"missing email", `{"firstName":"Ada",` + ts + `}`},
+		{"blank email", `{"email":"  ",` + ts + `}`},
+		{"null email", `{"email":null,` + ts + `}`},
+		{"missing lastUpdated", `{"email":"ada@example.com"}`},
+		{"null lastUpdated", `{"email":"ada@example.com","lastUpdated":null}`},
+		{"numeric lastUpdated", `{"email":"ada@example.com","lastUpdated":1700000000}`},
+		{"date only", `{"email":"ada@example.com","lastUpdated":"2026-03-01"}`},
+		{"no zone", `{"email":"ada@example.com","lastUpdated":"2026-03-01T12:30:00"}`},
+		{"number for a string", `{"email":"ada@example.com","firstName":42,` + ts + `}`},
+		{"object for a string", `{"email":"ada@example.com","phone":{},` + ts + `}`},
+		{"string for a bool", `{"email":"ada@example.com","marketingOptIn":"true",` + ts + `}`},
+		{"number for a bool", `{"email":"ada@example.com","marketingOptIn":1,` + ts + `}`},
+		{"string for address", `{"email":"ada@example.com","address":"London",` + ts + `}`},
+		{"array for address", `{"email":"ada@example.com","address":[],` + ts + `}`},
+		{"number in address", `{"email":"ada@example.com","address":{"city":1},` + ts + `}`},
+		{"bad escape", `{"email":"ada\x@example.com",` + ts + `}`},
+		{"raw control char", "{\"email\":\"ada\n@example.com\"," + ts + "}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := UnmarshalCustomer([]byte(tt.doc))
+			if !errors.Is(err, ErrBadData) || r != nil {
+				t.Fatalf("UnmarshalCustomer = %v, %v; want nil, ErrBadData", r, err)
+			}
+			if strings.Contains(err.Error(), "ada@example.com") {
+				t.Errorf("error %q echoes the email", err)
+			}
+		})
+	}
+}
+
+func TestDecodePage(t *testing.T) {
+	a, b := customerJSON("a@example.com"), customerJSON("b@example.com")
+	tests := []struct {
+		name  string
+		doc   string
+		n     int
+		next  string
+		more  bool
+		valid bool
+	}{
+		{"two and a cursor", `{"items":[` + string(a) + `,` + string(b) + `],"nextCursor":"abc=="}`, 2, "abc==", true, true},
+		{"last page", `{"nextCursor":null,"items":[` + string(a) + `]}`, 1, "", false, true},
+		{"empty", `{"items":[],"nextCursor":null}`, 0, "", false, true},
+		{"unknown members", `{"items":[],"total":3,"links":{"x":[1]},"nextCursor":null}`, 0, "", false, true},
+		{"missing cursor", `{"items":[]}`, 0, "", false, false},
+		{"bad item", `{"items":[{}],"nextCursor":null}`, 0, "", false, false},
+		{"trailing comma", `{"items":[` + string(a) + `,],"nextCursor":null}`, 0, "", false, false},
+		{"not an object", `[]`, 0, "", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			items, next, more, err := decodePage([]byte(tt.doc), nil)
+			if (err == nil) != tt.valid {
+				t.Fatalf("decodePage error = %v, want valid=%v", err, tt.valid)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrBadData) {
+					t.Errorf("error %v does not wrap ErrBadData", err)
+				}
+				return
+			}
+			if len(items) != tt.n || next != tt.next || more != tt.more {
+				t.Errorf("got %d items, %q, %v; want %d, %q, %v", len(items), next, more, tt.n, tt.next, tt.more)
+			}
+		})
+	}
+}
+
+// FuzzUnmarshalCustomer checks that the decoder never panics, that what it
+// accepts carries a key and a time, and that it round-trips through
+// AppendCustomer; it runs its seed corpus (here and in testdata/fuzz) as a
+// normal test.
+func FuzzUnmarshalCustomer(f *testing.F) {
+	f.Add(customerJSON("ada@example.com"))
+	f.Add([]byte(`{"email":"JÖRG@Example.com","address":null,"marketingOptIn":false,"lastUpdated":"2026-03-01T14:30:00.5+02:00"}`))
+	f.Add([]byte(`{"email":"a@b","firstName":"\ud83d\ude80\u0000","extra":[{"email":1}],"lastUpdated":"2026-03-01T12:30:00Z"}`))
+	f.Add([]byte(`{"email":"a@b","email":"c@d","lastUpdated":"2026-03-01T12:30:00Z"}`))
+	f.Add([]byte(`{"email":"a@b","lastUpdated":"2026-03-01T12:30:00Z","address":{"city":"\xff"}}`))
+	f.Add([]byte(`{"email":"a@b","lastUpdated":"9999-12-31T23:59:59.999999999-23:59"}`))
+	f.Add([]byte(`{"email":"a@b","lastUpdated":"2026-03-01T12:30:00Z"`))
+	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := UnmarshalCustomer(data)
+		if err != nil {
+			if r != nil || !errors.Is(err, ErrBadData) {
+				t.Fatalf("error %v with record %v", err, r)
+			}
+			return
+		}
+		if merge.Key(r.Email()) == "" || r.LastUpdated.IsZero() || r.LastUpdated.Location() != time.UTC {
+			t.Fatalf("accepted a record without a key or a UTC time: %+v", r)
+		}
+		doc := AppendCustomer(nil, r)
+		again, err := UnmarshalCustomer(doc)
+		if err != nil {
+			t.Fatalf("re-encoded document %s rejected: %v", doc, err)
+		}
+		if *again != *r {
+			t.Fatalf("round trip differs:\n first %+v\nsecond %+v", *r, *again)
+		}
+	})
+}
+
+func BenchmarkUnmarshalCustomer(b *testing.B) {
+	doc := customerJSON("ada.lovelace@example.com")
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := UnmarshalCustomer(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodePage decodes a list page of 1000 customers into a reused
+// slice, as the Pager does.
+func BenchmarkDecodePage(b *testing.B) {
+	rs := dataset(1000)
+	doc := []byte(`{"items":[`)
+	for i := range rs {
+		if i > 0 {
+			doc = append(doc, ',')
+		}
+		doc = AppendCustomer(doc, &rs[i])
+	}
+	doc = append(doc, `],"nextCursor":"djE6Y3VzdG9tZXIwMDA5OTlAZXhhbXBsZS5jb20"}`...)
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	var items []merge.Record
+	for b.Loop() {
+		var err error
+		items, _, _, err = decodePage(doc, items[:0])
+		if err != nil || len(items) != 1000 {
+			b.Fatal(err, len(items))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/record")
+}
+
