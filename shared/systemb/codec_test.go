@@ -99,7 +99,10 @@ func TestUnmarshalCustomerAccepts(t *testing.T) {
 		{"whitespace and escapes", " {\n\"email\" : \"ad\\u0061@example.com\" ,\t\"lastUpdated\":\"2026-03-01T12:30:00Z\"} \n",
 			func(r *merge.Record) { keepOnly(r, merge.FieldEmail) }},
 		{"surrogate pair", `{"email":"ada@example.com","firstName":"\ud83d\ude80","lastUpdated":"2026-03-01T12:30:00Z"}`,
-			func(r *merge.Record) { keepOnly(r, merge.FieldEmail, merge.FieldFirstName); r.Values[merge.FieldFirstName] = "🚀" }},
+			func(r *merge.Record) {
+				keepOnly(r, merge.FieldEmail, merge.FieldFirstName)
+				r.Values[merge.FieldFirstName] = "🚀"
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,4 +281,3 @@ func BenchmarkDecodePage(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/record")
 }
-
