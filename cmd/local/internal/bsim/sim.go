@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -140,43 +141,116 @@ func (s *Sim) Customer(email string) ([]byte, bool) {
 // Load reads JSON Lines of System B customers (blank lines are skipped) and
 // adds them, replacing stored customers with the same key. Each line is
 // decoded with systemb.UnmarshalCustomer and stored re-encoded with
-// systemb.AppendCustomer. On any error (a bad line, a key that appears twice
-// in r) nothing is changed; the error names the line number, never its data.
+// systemb.AppendCustomer; lines are decoded on every core. On any error (a
+// bad line, a key that appears twice in r) nothing is changed; the error
+// names the line number, never its data.
 func (s *Sim) Load(r io.Reader) error {
-	var (
-		loaded []entry
-		arena  docArena
-		seen   = map[string]int{}
-	)
+	batches, err := decodeLines(r)
+	if err != nil {
+		return err
+	}
+	var loaded []lineEntry
+	for _, b := range batches {
+		if b.err != nil {
+			return b.err // the first bad line: batches are in input order
+		}
+		loaded = append(loaded, b.out...)
+	}
+	slices.SortFunc(loaded, func(a, b lineEntry) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return a.line - b.line
+	})
+	entries := make([]entry, len(loaded))
+	for i, e := range loaded {
+		if i > 0 && loaded[i-1].key == e.key {
+			return fmt.Errorf("bsim: load line %d: %w: same customer as line %d", e.line, ErrBadInput, loaded[i-1].line)
+		}
+		entries[i] = e.entry
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries = mergeSorted(s.entries, entries)
+	return nil
+}
+
+// lineEntry is a decoded customer and its line number in Load's input.
+type lineEntry struct {
+	entry
+	line int
+}
+
+// lineBatch is a run of input lines decoded by one worker.
+type lineBatch struct {
+	first int      // line number of lines[0]
+	lines [][]byte // the raw lines; dropped once decoded
+	out   []lineEntry
+	err   error // the first bad line's error
+}
+
+const batchLines = 2048
+
+// decodeLines splits r into batches of lines and decodes them on
+// GOMAXPROCS workers. It returns the batches in input order, or the
+// reading error.
+func decodeLines(r io.Reader) ([]*lineBatch, error) {
+	workers := runtime.GOMAXPROCS(0)
+	work := make(chan *lineBatch, 2*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var arena docArena
+			for b := range work {
+				b.decode(&arena)
+			}
+		}()
+	}
+
+	var batches []*lineBatch
+	cur := &lineBatch{first: 1}
+	flush := func(next int) {
+		batches = append(batches, cur)
+		work <- cur
+		cur = &lineBatch{first: next}
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
 	line := 0
 	for sc.Scan() {
 		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
+		cur.lines = append(cur.lines, bytes.Clone(sc.Bytes()))
+		if len(cur.lines) == batchLines {
+			flush(line + 1)
+		}
+	}
+	flush(0)
+	close(work)
+	wg.Wait()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("bsim: load line %d: %w: %w", line+1, ErrBadInput, err)
+	}
+	return batches, nil
+}
+
+func (b *lineBatch) decode(arena *docArena) {
+	b.out = make([]lineEntry, 0, len(b.lines))
+	for i, raw := range b.lines {
+		raw = bytes.TrimSpace(raw)
+		if len(raw) == 0 {
 			continue
 		}
-		rec, err := systemb.UnmarshalCustomer(b)
+		rec, err := systemb.UnmarshalCustomer(raw)
 		if err != nil {
-			return fmt.Errorf("bsim: load line %d: %w: %w", line, ErrBadInput, err)
+			b.err = fmt.Errorf("bsim: load line %d: %w: %w", b.first+i, ErrBadInput, err)
+			break
 		}
-		key := merge.Key(rec.Email())
-		if first, dup := seen[key]; dup {
-			return fmt.Errorf("bsim: load line %d: %w: same customer as line %d", line, ErrBadInput, first)
-		}
-		seen[key] = line
-		loaded = append(loaded, entry{key: key, doc: arena.encode(rec)})
+		b.out = append(b.out, lineEntry{entry{key: merge.Key(rec.Email()), doc: arena.encode(rec)}, b.first + i})
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("bsim: load line %d: %w: %w", line+1, ErrBadInput, err)
-	}
-	slices.SortFunc(loaded, func(a, b entry) int { return strings.Compare(a.key, b.key) })
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.entries = mergeSorted(s.entries, loaded)
-	return nil
+	b.lines = nil
 }
 
 // Reset drops every customer.
