@@ -1,0 +1,106 @@
+// Command testfn is the local tool's test function: one bootstrap whose
+// behaviour each event (and, at init, TESTFN_INIT) chooses.
+//
+// Event fields: "echo" (returned as the response; the default is the whole
+// event), "error" (returned as an error), "sleepMs" (sleep first), "panic",
+// "exit" (os.Exit with that code), "log" (printed to stdout and stderr),
+// "env" (names whose values are returned), "http" (an API Gateway response to
+// return as is), "allocMB" (touch that many MB first).
+// TESTFN_INIT=exit makes the process exit before it asks for an event,
+// TESTFN_INIT=sleep makes it sleep 60 s first.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+type event struct {
+	Echo    json.RawMessage `json:"echo"`
+	Error   string          `json:"error"`
+	SleepMS int             `json:"sleepMs"`
+	Panic   bool            `json:"panic"`
+	Exit    *int            `json:"exit"`
+	Log     string          `json:"log"`
+	Env     []string        `json:"env"`
+	HTTP    json.RawMessage `json:"http"`
+	AllocMB int             `json:"allocMB"`
+}
+
+var started = time.Now()
+
+func handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	var ev event
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return raw, nil //nolint:nilerr // not an object: echo it
+	}
+	if ev.Log != "" {
+		fmt.Println("stdout:", ev.Log)
+		fmt.Fprintln(os.Stderr, "stderr:", ev.Log)
+	}
+	if ev.AllocMB > 0 {
+		b := make([]byte, ev.AllocMB<<20)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		defer fmt.Println("touched", len(b))
+	}
+	if ev.SleepMS > 0 {
+		select {
+		case <-time.After(time.Duration(ev.SleepMS) * time.Millisecond):
+		case <-ctx.Done():
+			time.Sleep(time.Hour) // a stuck function, as Lambda's timeout must handle
+		}
+	}
+	if ev.Panic {
+		panic("testfn was asked to panic")
+	}
+	if ev.Exit != nil {
+		os.Exit(*ev.Exit)
+	}
+	if ev.Error != "" {
+		return nil, errors.New(ev.Error)
+	}
+	if len(ev.HTTP) > 0 {
+		return ev.HTTP, nil
+	}
+	if len(ev.Env) > 0 {
+		out := map[string]string{}
+		for _, k := range ev.Env {
+			out[k] = os.Getenv(k)
+		}
+		lc, _ := lambdacontext.FromContext(ctx)
+		if lc != nil {
+			out["requestId"] = lc.AwsRequestID
+			out["arn"] = lc.InvokedFunctionArn
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			out["deadlineInMs"] = fmt.Sprint(time.Until(dl).Milliseconds())
+		}
+		out["pid"] = fmt.Sprint(os.Getpid())
+		out["uptimeMs"] = fmt.Sprint(time.Since(started).Milliseconds())
+		return out, nil
+	}
+	if len(ev.Echo) > 0 {
+		return ev.Echo, nil
+	}
+	return raw, nil
+}
+
+func main() {
+	switch os.Getenv("TESTFN_INIT") {
+	case "exit":
+		fmt.Fprintln(os.Stderr, "testfn: failing at init as asked")
+		os.Exit(3)
+	case "sleep":
+		time.Sleep(time.Minute)
+	}
+	lambda.Start(handle)
+}
