@@ -114,12 +114,7 @@ type fakeS3 struct {
 
 func newFakeS3(t testing.TB, versioned bool) *fakeS3 {
 	t.Helper()
-	var opts []gofakes3.Option
-	if !versioned {
-		opts = append(opts, gofakes3.WithoutVersioning())
-	}
-	backend := s3mem.New()
-	faker := gofakes3.New(backend, opts...)
+	faker := gofakes3.New(s3mem.New())
 	f := &fakeS3{}
 	inner := faker.Server()
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -140,6 +135,13 @@ func newFakeS3(t testing.TB, versioned bool) *fakeS3 {
 					return
 				}
 			}
+		}
+		if !versioned {
+			// gofakes3 reports a version id even for a bucket without
+			// versioning; real S3 does not.
+			inner.ServeHTTP(noVersionHeader{w}, r)
+			w.Header().Del("x-amz-version-id") // when nothing was written
+			return
 		}
 		inner.ServeHTTP(w, r)
 	}))
@@ -193,7 +195,27 @@ func (f *fakeS3) putBytes(t testing.TB, body []byte) string {
 	return aws.ToString(out.VersionId)
 }
 
+// getHeaders returns the If-Match headers and versionId queries of GETs.
+func (f *fakeS3) getHeaders() (ifMatch, versionIDs []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ifMatch), slices.Clone(f.versionIDs)
+}
+
 func (f *fakeS3) source() Source { return NewS3Source(f.client, testBucket, testKey) }
+
+// noVersionHeader drops x-amz-version-id from a response.
+type noVersionHeader struct{ http.ResponseWriter }
+
+func (w noVersionHeader) WriteHeader(code int) {
+	w.Header().Del("x-amz-version-id")
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w noVersionHeader) Write(p []byte) (int, error) {
+	w.Header().Del("x-amz-version-id")
+	return w.ResponseWriter.Write(p)
+}
 
 // fakeClock is an injectable clock.
 type fakeClock struct {
