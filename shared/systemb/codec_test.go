@@ -98,6 +98,13 @@ func TestUnmarshalCustomerAccepts(t *testing.T) {
 			func(r *merge.Record) { keepOnly(r, merge.FieldEmail) }},
 		{"whitespace and escapes", " {\n\"email\" : \"ad\\u0061@example.com\" ,\t\"lastUpdated\":\"2026-03-01T12:30:00Z\"} \n",
 			func(r *merge.Record) { keepOnly(r, merge.FieldEmail) }},
+		{"invalid UTF-8 and lone surrogate become U+FFFD", "{\"email\":\"ada@example.com\",\"firstName\":\"a\xffb\\ud800c\",\"lastUpdated\":\"2026-03-01T12:30:00Z\"}",
+			func(r *merge.Record) {
+				keepOnly(r, merge.FieldEmail, merge.FieldFirstName)
+				r.Values[merge.FieldFirstName] = "a\ufffdb\ufffdc"
+			}},
+		{"deep unknown within limits", `{"email":"ada@example.com","x":` + strings.Repeat(`{"a":[`, 100) + `1.5e-3` + strings.Repeat(`]}`, 100) + `,"lastUpdated":"2026-03-01T12:30:00Z"}`,
+			func(r *merge.Record) { keepOnly(r, merge.FieldEmail) }},
 		{"surrogate pair", `{"email":"ada@example.com","firstName":"\ud83d\ude80","lastUpdated":"2026-03-01T12:30:00Z"}`,
 			func(r *merge.Record) {
 				keepOnly(r, merge.FieldEmail, merge.FieldFirstName)
@@ -159,6 +166,18 @@ func TestUnmarshalCustomerRejects(t *testing.T) {
 		{"number in address", `{"email":"ada@example.com","address":{"city":1},` + ts + `}`},
 		{"bad escape", `{"email":"ada\x@example.com",` + ts + `}`},
 		{"raw control char", "{\"email\":\"ada\n@example.com\"," + ts + "}"},
+		{"duplicate email", `{"email":"eve@example.com","email":"ada@example.com",` + ts + `}`},
+		{"duplicate email, escaped name", `{"email":"eve@example.com","\u0065mail":"ada@example.com",` + ts + `}`},
+		{"duplicate address", `{"email":"ada@example.com","address":null,"address":{"city":"x"},` + ts + `}`},
+		{"duplicate city", `{"email":"ada@example.com","address":{"city":"x","city":"y"},` + ts + `}`},
+		{"duplicate lastUpdated", `{"email":"ada@example.com",` + ts + `,` + ts + `}`},
+		{"deeply nested unknown", `{"email":"ada@example.com",` + ts + `,"x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`},
+		{"bad number in unknown", `{"email":"ada@example.com",` + ts + `,"x":01}`},
+		{"bare word", `{"email":"ada@example.com",` + ts + `,"x":nul}`},
+		{"31 June", `{"email":"ada@example.com","lastUpdated":"2026-06-31T12:30:00Z"}`},
+		{"hour 24", `{"email":"ada@example.com","lastUpdated":"2026-06-30T24:00:00Z"}`},
+		{"year 10000 in UTC", `{"email":"ada@example.com","lastUpdated":"9999-12-31T23:59:59-01:00"}`},
+		{"single quotes", `{'email':'ada@example.com',` + ts + `}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,6 +189,21 @@ func TestUnmarshalCustomerRejects(t *testing.T) {
 				t.Errorf("error %q echoes the email", err)
 			}
 		})
+	}
+}
+
+// TestNestedFieldsAreContiguous guards the codec's assumption about
+// merge.Fields: the fields of one nested object follow each other.
+func TestNestedFieldsAreContiguous(t *testing.T) {
+	done := map[string]bool{}
+	prev := ""
+	for _, f := range merge.Fields {
+		parent, _, _ := strings.Cut(f.Path, ".")
+		if parent != prev && done[parent] {
+			t.Errorf("fields of %q are not contiguous in merge.Fields", parent)
+		}
+		done[prev] = true
+		prev = parent
 	}
 }
 
@@ -191,6 +225,9 @@ func TestDecodePage(t *testing.T) {
 		{"bad item", `{"items":[{}],"nextCursor":null}`, 0, "", false, false},
 		{"trailing comma", `{"items":[` + string(a) + `,],"nextCursor":null}`, 0, "", false, false},
 		{"not an object", `[]`, 0, "", false, false},
+		{"items twice", `{"items":[],"items":[],"nextCursor":null}`, 0, "", false, false},
+		{"cursor twice", `{"items":[],"nextCursor":"a","nextCursor":null}`, 0, "", false, false},
+		{"escaped cursor", `{"items":[],"nextCursor":"a\u002Bb\/c"}`, 0, "a+b/c", true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,6 +281,42 @@ func FuzzUnmarshalCustomer(f *testing.F) {
 			t.Fatalf("round trip differs:\n first %+v\nsecond %+v", *r, *again)
 		}
 	})
+}
+
+// FuzzDecodePage checks that page decoding never panics and that every
+// item it accepts has a key.
+func FuzzDecodePage(f *testing.F) {
+	a, b := customerJSON("a@example.com"), customerJSON("b@example.com")
+	f.Add([]byte(`{"items":[` + string(a) + `,` + string(b) + `],"nextCursor":"abc"}`))
+	f.Add([]byte(`{"items":[],"nextCursor":null}`))
+	f.Add([]byte(`{"nextCursor":"\ud800","items":[{}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		items, next, more, err := decodePage(data, nil)
+		if err != nil {
+			if !errors.Is(err, ErrBadData) {
+				t.Fatalf("error %v does not wrap ErrBadData", err)
+			}
+			return
+		}
+		if more == (next == "") {
+			t.Fatalf("more %v with cursor %q", more, next)
+		}
+		for _, r := range items {
+			if merge.Key(r.Email()) == "" || r.LastUpdated.IsZero() {
+				t.Fatalf("accepted item without key or time: %+v", r)
+			}
+		}
+	})
+}
+
+func BenchmarkAppendCustomer(b *testing.B) {
+	r := newRecord("ada.lovelace@example.com")
+	b.ReportAllocs()
+	var buf []byte
+	for b.Loop() {
+		buf = AppendCustomer(buf[:0], &r)
+	}
+	b.SetBytes(int64(len(buf)))
 }
 
 func BenchmarkUnmarshalCustomer(b *testing.B) {
