@@ -11,6 +11,7 @@ import (
 
 	"github.com/acme/unified-customer-service/shared/httpapi"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 	"github.com/acme/unified-customer-service/shared/unified"
 )
 
@@ -21,8 +22,8 @@ type Reader interface {
 
 // Metrics receives the function's metric samples (EMF in production).
 type Metrics interface {
-	Count(name string, n float64)
-	Observe(name string, v float64, unit string)
+	Count(name string, n int64)
+	Observe(name string, value float64, unit emf.Unit)
 }
 
 // Handler answers GET /customer/{email}.
@@ -84,10 +85,10 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		}
 	}
 	if !read.Freshness.SystemA.IsZero() {
-		h.Metrics.Observe(MetricLag, h.now().Sub(read.Freshness.SystemA).Seconds(), "Seconds")
+		h.Metrics.Observe(emf.SyncLag, h.now().Sub(read.Freshness.SystemA).Seconds(), emf.Seconds)
 	}
 	if len(degraded) > 0 {
-		h.Metrics.Count(MetricPartial, 1)
+		h.Metrics.Count(emf.SyncPartialResults, 1)
 	}
 
 	switch {
@@ -140,19 +141,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		})
 	}
 	if n := len(resp.Conflicts); n > 0 {
-		h.Metrics.Count(MetricConflicts, float64(n))
+		h.Metrics.Count(emf.SyncConflicts, int64(n))
 	}
 	log.InfoContext(ctx, "lookup", "status", http.StatusOK, "presence", res.Presence,
 		"conflicts", len(resp.Conflicts), "partial", resp.Partial)
 	return httpapi.JSON(http.StatusOK, resp), nil
 }
-
-// The metric names this function emits (the consistency model's monitoring table).
-const (
-	MetricConflicts = "sync.conflicts.total"
-	MetricLag       = "sync.lag.seconds"
-	MetricPartial   = "sync.partial_results.total"
-)
 
 func (h *Handler) now() time.Time {
 	if h.Now != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/acme/unified-customer-service/shared/httpapi"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 	"github.com/acme/unified-customer-service/shared/unified"
 )
 
@@ -28,8 +29,8 @@ type Reader interface {
 
 // Metrics receives the function's metric samples (EMF in production).
 type Metrics interface {
-	Count(name string, n float64)
-	Observe(name string, v float64, unit string)
+	Count(name string, n int64)
+	Observe(name string, value float64, unit emf.Unit)
 }
 
 // Handler answers POST /customer/sync: it surfaces field-level conflicts and
@@ -78,13 +79,6 @@ type Side struct {
 	LastUpdated *time.Time `json:"lastUpdated"`
 }
 
-// The metric names this function emits.
-const (
-	MetricConflicts = "sync.conflicts.total"
-	MetricLag       = "sync.lag.seconds"
-	MetricPartial   = "sync.partial_results.total"
-)
-
 // Handle serves one API Gateway HTTP API request.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	keys, emails, prob := parse(&req)
@@ -104,10 +98,10 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		}
 	}
 	if len(reads) > 0 && !reads[0].Freshness.SystemA.IsZero() {
-		h.Metrics.Observe(MetricLag, h.now().Sub(reads[0].Freshness.SystemA).Seconds(), "Seconds")
+		h.Metrics.Observe(emf.SyncLag, h.now().Sub(reads[0].Freshness.SystemA).Seconds(), emf.Seconds)
 	}
 	if len(down) > 0 {
-		h.Metrics.Count(MetricPartial, 1)
+		h.Metrics.Count(emf.SyncPartialResults, 1)
 		for _, r := range reads {
 			for _, e := range []error{r.AErr, r.BErr} {
 				if e != nil {
@@ -162,7 +156,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		resp.Results[i] = res
 	}
 	if total > 0 {
-		h.Metrics.Count(MetricConflicts, float64(total))
+		h.Metrics.Count(emf.SyncConflicts, int64(total))
 	}
 	return httpapi.JSON(http.StatusOK, resp), nil
 }

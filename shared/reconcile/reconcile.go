@@ -22,6 +22,7 @@ import (
 
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/report"
+	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 )
 
 // Snapshot is one pinned version of System A.
@@ -51,8 +52,8 @@ type SystemB interface {
 
 // Metrics receives the run's metric samples.
 type Metrics interface {
-	Count(name string, n float64)
-	Observe(name string, v float64, unit string)
+	Count(name string, n int64)
+	Observe(name string, value float64, unit emf.Unit)
 }
 
 // Event identifies one scheduled run.
@@ -104,6 +105,8 @@ type Summary struct {
 	NewerSource      map[merge.Source]int `json:"newerSource"`
 	DuplicateKeys    map[merge.Source]int `json:"duplicateKeys,omitempty"`
 	Details          string               `json:"details"`
+
+	conflicts int // field-level conflicts, for the metric
 }
 
 // Status says what a call did.
@@ -166,7 +169,7 @@ func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
 		StartedAt: started, ConflictsByField: map[string]int{}, NewerSource: map[merge.Source]int{},
 		Details: r.Reports.Location(detailsKey),
 	}
-	r.Metrics.Observe("sync.lag.seconds", started.Sub(sum.Snapshot.ExportedAt).Seconds(), "Seconds")
+	r.Metrics.Observe("sync.lag.seconds", started.Sub(sum.Snapshot.ExportedAt).Seconds(), emf.Seconds)
 
 	runCtx, cancel := r.workContext(ctx)
 	defer cancel()
@@ -204,7 +207,12 @@ func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
 	if err := r.Reports.PutIfAbsent(ctx, summaryKey, strings.NewReader(string(body)), "application/json"); err != nil {
 		return sum, fmt.Errorf("reconcile: write summary: %w", err)
 	}
-	r.Metrics.Count("sync.conflicts.total", float64(sum.Counts.WithConflicts))
+	r.Metrics.Count(emf.SyncConflicts, int64(sum.conflicts))
+	r.Metrics.Count(emf.ReconcileCustomers, int64(sum.Counts.InBoth+sum.Counts.OnlyInSystemA+sum.Counts.OnlyInSystemB))
+	r.Metrics.Count(emf.ReconcileOutOfSync, int64(sum.Counts.WithConflicts+sum.Counts.OnlyInSystemA+sum.Counts.OnlyInSystemB))
+	if !sum.Complete {
+		r.Metrics.Count(emf.ReconcileIncomplete, 1)
+	}
 	r.Log.InfoContext(ctx, "reconciliation finished", "eventId", ev.ID, "complete", sum.Complete,
 		"counts", sum.Counts, "seconds", sum.FinishedAt.Sub(sum.StartedAt).Seconds())
 	if joinErr != nil {
@@ -370,6 +378,7 @@ func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum 
 				for _, d := range diffs {
 					sum.ConflictsByField[merge.Fields[d.Field].Path]++
 				}
+				sum.conflicts += len(diffs)
 			}
 		case x != nil:
 			sum.Counts.OnlyInSystemA++

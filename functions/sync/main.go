@@ -1,0 +1,29 @@
+// Command sync is the SyncFunction: POST /customer/sync on an API Gateway
+// HTTP API (payload format 2.0). It surfaces field-level conflicts between
+// System A and System B and never writes to either. This file is
+// configuration and wiring only.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/acme/unified-customer-service/shared/app"
+)
+
+func main() {
+	a, err := app.New(context.Background(), app.Options{Function: "sync", Getenv: os.Getenv, Stdout: os.Stdout})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "init failed:", err)
+		os.Exit(1)
+	}
+	h := &Handler{Reader: a.Reader(), Log: a.Log, Metrics: a.Metrics, EmailAttr: a.EmailAttr}
+	lambda.Start(func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		defer a.Flush()
+		return h.Handle(ctx, req)
+	})
+}

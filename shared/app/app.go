@@ -1,0 +1,280 @@
+// Package app wires the functions: it turns the configuration into a
+// logger, metrics, tracing, the System A store, the System B client and the
+// report store, and adapts them to the small interfaces the handlers and
+// the reconciler define. The functions' main.go files are this plus
+// lambda.Start.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/acme/unified-customer-service/shared/config"
+	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/reconcile"
+	"github.com/acme/unified-customer-service/shared/report"
+	"github.com/acme/unified-customer-service/shared/systema"
+	"github.com/acme/unified-customer-service/shared/systemb"
+	"github.com/acme/unified-customer-service/shared/telemetry/emf"
+	"github.com/acme/unified-customer-service/shared/telemetry/logging"
+	"github.com/acme/unified-customer-service/shared/telemetry/tracing"
+	"github.com/acme/unified-customer-service/shared/unified"
+)
+
+// App holds what a function needs, built once per execution environment.
+type App struct {
+	Config  config.Config
+	Log     *slog.Logger
+	Hasher  *logging.EmailHasher
+	Metrics *emf.Metrics
+	Store   *systema.Store
+	Client  *systemb.Client
+	Reports report.Store // nil unless config.Need.Report
+
+	s3 *s3.Client // nil when nothing is read from S3
+}
+
+// Options are the process-level inputs of New.
+type Options struct {
+	Function string              // the function's short name, e.g. "lookup"; the metrics dimension falls back to it
+	Need     config.Need         // optional parts the function requires
+	Getenv   func(string) string // os.Getenv in main
+	Stdout   io.Writer           // where logs and EMF lines go (os.Stdout in main)
+}
+
+// New builds the App or says which setting is wrong.
+func New(ctx context.Context, o Options) (*App, error) {
+	cfg, err := config.Load(o.Getenv, o.Need)
+	if err != nil {
+		return nil, fmt.Errorf("%s: configuration: %w", o.Function, err)
+	}
+	a := &App{Config: cfg}
+	a.Log, err = logging.New(o.Stdout, cfg.LogLevel, logging.WithRequestID(requestID))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvLogLevel, err)
+	}
+	a.Log = a.Log.With("function", o.Function)
+	a.Hasher = logging.NewEmailHasher([]byte(cfg.LogHashKey))
+	name := o.Getenv("AWS_LAMBDA_FUNCTION_NAME")
+	if name == "" {
+		name = o.Function
+	}
+	a.Metrics, err = emf.New(o.Stdout, cfg.MetricsNamespace, map[string]string{"Function": name}, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvMetricsNamespace, err)
+	}
+	if err := tracing.Configure(); err != nil {
+		return nil, fmt.Errorf("%s: AWS_XRAY_DAEMON_ADDRESS: %w", o.Function, err)
+	}
+
+	snapURI, err := systema.ParseURI(cfg.SnapshotURI)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvSnapshotURI, err)
+	}
+	needAWS := snapURI.Scheme == "s3" || cfg.SystemBToken == "" ||
+		(o.Need.Report && strings.HasPrefix(cfg.ReportURI, "s3://"))
+	var awsCfg aws.Config
+	if needAWS {
+		awsCfg, err = awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: AWS configuration: %w", o.Function, err)
+		}
+		tracing.InstrumentAWS(&awsCfg)
+		a.s3 = s3.NewFromConfig(awsCfg)
+	}
+
+	src, err := systema.NewSource(snapURI, a.s3)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvSnapshotURI, err)
+	}
+	a.Store, err = systema.New(systema.Config{
+		Source:       src,
+		Dir:          os.TempDir(),
+		RefreshEvery: cfg.SnapshotRefresh,
+		Logger:       a.Log,
+		OnRefresh: func(r systema.RefreshResult) {
+			if r.Err != nil {
+				a.Metrics.Count(emf.SnapshotRefreshFailures, 1)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: System A store: %w", o.Function, err)
+	}
+
+	token := systemb.StaticToken(cfg.SystemBToken)
+	if cfg.SystemBToken == "" {
+		token = secretToken(secretsmanager.NewFromConfig(awsCfg), cfg.SystemBSecretARN, time.Hour)
+	}
+	a.Client, err = systemb.New(systemb.Config{
+		BaseURL:    cfg.SystemBURL,
+		Token:      token,
+		Timeout:    cfg.SystemBTimeout,
+		HTTPClient: tracing.HTTPClient(&http.Client{}),
+		OnCall: func(c systemb.Call) {
+			a.Metrics.Observe(emf.SystemBLatency, float64(c.Duration.Microseconds())/1000, emf.Milliseconds)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvSystemBURL, err)
+	}
+
+	if o.Need.Report {
+		var client report.S3API
+		if a.s3 != nil {
+			client = a.s3
+		}
+		a.Reports, err = report.Open(cfg.ReportURI, client)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvReportURI, err)
+		}
+	}
+	return a, nil
+}
+
+// EmailAttr renders an email for logs: a keyed hash, never the address.
+func (a *App) EmailAttr(email string) slog.Attr { return a.Hasher.Attr(email) }
+
+// Reader returns the two-system reader for lookup and sync.
+func (a *App) Reader() *unified.Reader {
+	return &unified.Reader{A: storeA{a.Store}, B: clientB{a.Client}}
+}
+
+// Reconciler returns the reconciliation engine.
+func (a *App) Reconciler() *reconcile.Reconciler {
+	return &reconcile.Reconciler{
+		A: reconcileA{a.Store}, B: reconcileB{a.Client}, Reports: a.Reports,
+		Log: a.Log, Metrics: a.Metrics,
+	}
+}
+
+// Flush writes the invocation's metrics; call it at the end of every invocation.
+func (a *App) Flush() {
+	if err := a.Metrics.Flush(); err != nil {
+		a.Log.Error("metrics flush failed", "err", err.Error())
+	}
+}
+
+func requestID(ctx context.Context) string {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		return lc.AwsRequestID
+	}
+	return ""
+}
+
+// secretToken reads System B's token from Secrets Manager once per ttl per
+// execution environment.
+func secretToken(client *secretsmanager.Client, arn string, ttl time.Duration) systemb.TokenFunc {
+	var mu sync.Mutex
+	var tok string
+	var at time.Time
+	return func(ctx context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if tok != "" && time.Since(at) < ttl {
+			return tok, nil
+		}
+		ctx, end := tracing.Start(ctx, "secretsmanager.system_b_token")
+		out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+		end(err)
+		if err != nil {
+			return "", fmt.Errorf("app: read %s: %w", config.EnvSystemBTokenSecretARN, err)
+		}
+		if out.SecretString == nil || strings.TrimSpace(*out.SecretString) == "" {
+			return "", fmt.Errorf("app: %s: the secret has no string value", config.EnvSystemBTokenSecretARN)
+		}
+		tok, at = strings.TrimSpace(*out.SecretString), time.Now()
+		return tok, nil
+	}
+}
+
+// Adapters from the concrete adapters to the interfaces of unified and
+// reconcile; they map "not found" to unified.ErrNotFound.
+
+type storeA struct{ s *systema.Store }
+
+func (a storeA) Acquire(ctx context.Context) (unified.Snapshot, error) {
+	snap, err := a.s.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return snapshotA{snap}, nil
+}
+
+type snapshotA struct{ *systema.Snapshot }
+
+func (s snapshotA) Lookup(ctx context.Context, key string) (*merge.Record, error) {
+	ctx, end := tracing.Start(ctx, tracing.SpanSQLiteQuery)
+	rec, err := s.Snapshot.Lookup(ctx, key)
+	end(err)
+	if errors.Is(err, systema.ErrNotFound) {
+		return nil, unified.ErrNotFound
+	}
+	return rec, err
+}
+
+type clientB struct{ c *systemb.Client }
+
+func (b clientB) Get(ctx context.Context, email string) (*merge.Record, error) {
+	rec, err := b.c.Get(ctx, email)
+	if errors.Is(err, systemb.ErrNotFound) {
+		return nil, unified.ErrNotFound
+	}
+	return rec, err
+}
+
+type reconcileA struct{ s *systema.Store }
+
+func (a reconcileA) Acquire(ctx context.Context) (reconcile.Snapshot, error) {
+	snap, err := a.s.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return reconcileSnapshot{snap}, nil
+}
+
+type reconcileSnapshot struct{ *systema.Snapshot }
+
+func (s reconcileSnapshot) Version() reconcile.SnapshotVersion {
+	v := s.Snapshot.Version()
+	return reconcile.SnapshotVersion{URI: v.URI, VersionID: v.VersionID, ETag: v.ETag, ExportedAt: v.ExportedAt}
+}
+
+// PageSize is the System B page size reconciliation asks for (the API's maximum).
+const PageSize = 1000
+
+type reconcileB struct{ c *systemb.Client }
+
+func (b reconcileB) List(ctx context.Context) iter.Seq2[*merge.Record, error] {
+	return func(yield func(*merge.Record, error) bool) {
+		p := b.c.List(ctx, PageSize)
+		defer p.Close()
+		for rec, err := range p.All() {
+			if !yield(rec, err) {
+				return
+			}
+		}
+	}
+}
+
+var (
+	_ unified.SystemA   = storeA{}
+	_ unified.SystemB   = clientB{}
+	_ reconcile.SystemA = reconcileA{}
+	_ reconcile.SystemB = reconcileB{}
+)
