@@ -108,6 +108,14 @@ func decode(s string, i int) (rune, int) {
 func equalMapped(x, y string, f func(rune) rune) bool {
 	i, j := 0, 0
 	for i < len(x) && j < len(y) {
+		if c1, c2 := x[i], y[j]; c1|c2 < utf8.RuneSelf { // ASCII: f is a case mapping
+			if c1 != c2 && lowerASCII(c1) != lowerASCII(c2) {
+				return false
+			}
+			i++
+			j++
+			continue
+		}
 		r1, n1 := decode(x, i)
 		r2, n2 := decode(y, j)
 		if r1 != r2 && f(r1) != f(r2) {
@@ -119,10 +127,21 @@ func equalMapped(x, y string, f func(rune) rune) bool {
 	return i == len(x) && j == len(y)
 }
 
+// lowerASCII lower-cases an ASCII letter; other bytes are returned as is.
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// isSpaceASCII reports whether the ASCII byte c is white space.
+func isSpaceASCII(c byte) bool { return c == ' ' || ('\t' <= c && c <= '\r') }
+
 // isSpace is unicode.IsSpace with an ASCII fast path.
 func isSpace(r rune) bool {
 	if r < utf8.RuneSelf {
-		return r == ' ' || (r >= '\t' && r <= '\r')
+		return isSpaceASCII(byte(r))
 	}
 	return unicode.IsSpace(r)
 }
@@ -169,6 +188,17 @@ func equalText(x, y string, fold bool) bool {
 	x, y = nfc(x), nfc(y)
 	i, j := 0, 0
 	for {
+		if i < len(x) && j < len(y) {
+			// Fast path: two ASCII non-space bytes are tokens by themselves.
+			if c1, c2 := x[i], y[j]; c1|c2 < utf8.RuneSelf && !isSpaceASCII(c1) && !isSpaceASCII(c2) {
+				if c1 != c2 && (!fold || lowerASCII(c1) != lowerASCII(c2)) {
+					return false
+				}
+				i++
+				j++
+				continue
+			}
+		}
 		r1, n1 := textToken(x, i)
 		r2, n2 := textToken(y, j)
 		if n1 == 0 || n2 == 0 {

@@ -1,80 +1,86 @@
 package merge
 
 import (
+	"strings"
 	"testing"
 	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 )
 
+const (
+	eAcuteNFC = "Ren\u00e9"  // é precomposed
+	eAcuteNFD = "Rene\u0301" // e + combining acute
+)
+
+// equivalentCases are the table of TestEquivalent and seeds of FuzzEquivalent.
+var equivalentCases = []struct {
+	name string
+	id   FieldID
+	x, y string
+	want bool
+}{
+	{"both absent", FieldFirstName, "", "", true},
+	{"empty vs whitespace-only", FieldFirstName, "", " \t\n", true},
+	{"absent vs present", FieldFirstName, "", "Anna", false},
+	{"whitespace-only vs present", FieldLastName, "   ", "x", false},
+
+	{"email case", FieldEmail, "Anna@Example.COM", "anna@example.com", true},
+	{"email trim", FieldEmail, "  anna@example.com\t", "anna@example.com", true},
+	{"email non-ASCII case", FieldEmail, "JÖRG@Example.com", "jörg@example.com", true},
+	{"email plus local part", FieldEmail, "anna+shop@example.com", "anna@example.com", false},
+	{"email plus local part case", FieldEmail, "Anna+Shop@example.com", "anna+shop@example.com", true},
+	{"email differs", FieldEmail, "anna@example.com", "anne@example.com", false},
+	{"email prefix", FieldEmail, "anna@example.com", "anna@example.co", false},
+
+	{"name case", FieldFirstName, "ANNA", "anna", true},
+	{"name non-ASCII case", FieldLastName, "MÜLLER", "müller", true},
+	{"name inner whitespace", FieldFirstName, "Anna  Maria", "Anna Maria", true},
+	{"name tab and nbsp collapse", FieldFirstName, "Anna\t\u00a0Maria", "anna maria", true},
+	{"name space vs none", FieldFirstName, "AnnaMaria", "Anna Maria", false},
+	{"name NFC vs NFD", FieldFirstName, eAcuteNFC, eAcuteNFD, true},
+	{"name NFD upper vs NFC lower", FieldFirstName, "RENE\u0301", "ren\u00e9", true},
+	{"name umlaut vs transliteration", FieldLastName, "Müller", "Mueller", false},
+	{"name kelvin sign", FieldFirstName, "\u212aarl", "karl", true},
+	{"name sharp s is not ss", FieldLastName, "Strauß", "Strauss", false},
+	{"name final sigma", FieldLastName, "ΟΔΥΣΣΕΥΣ", "οδυσσευς", true},
+	{"city case", FieldCity, "SÃO PAULO", "são paulo", true},
+
+	{"text case-sensitive", FieldAddressLine1, "Main St 1", "main st 1", false},
+	{"text whitespace", FieldAddressLine1, " Main  St\t1 ", "Main St 1", true},
+	{"text NFC vs NFD", FieldAddressLine1, "Caf\u00e9 Street", "Cafe\u0301 Street", true},
+
+	{"phone formatting", FieldPhone, "+49 (30) 1234-5678", "+4930 12345678", true},
+	{"phone plus matters", FieldPhone, "+4930123", "4930123", false},
+	{"phone digits differ", FieldPhone, "+4930123", "+4930124", false},
+	{"phone extra digit", FieldPhone, "+4930123", "+49301234", false},
+	{"phone no digits vs digits", FieldPhone, "n/a", "0", false},
+	{"phone no digits compare as text", FieldPhone, "N/A", "n/a", true},
+	{"phone no digits differ", FieldPhone, "n/a", "none", false},
+	{"phone plus after trim", FieldPhone, "  +1 555", "+1555", true},
+
+	{"postal case and spaces", FieldPostalCode, "sw1a 1aa", "SW1A1AA", true},
+	{"postal hyphen kept", FieldPostalCode, "SW1A-1AA", "SW1A1AA", false},
+	{"postal digits", FieldPostalCode, "10 117", "10117", true},
+
+	{"country case", FieldCountry, "de", "DE", true},
+	{"country differs", FieldCountry, "DE", "AT", false},
+
+	{"bool same", FieldMarketingOptIn, "true", "true", true},
+	{"bool case", FieldMarketingOptIn, "TRUE", "true", true},
+	{"bool 1 is true", FieldMarketingOptIn, "1", "true", true},
+	{"bool differ", FieldMarketingOptIn, "true", "false", false},
+	{"bool unreadable vs readable", FieldMarketingOptIn, "maybe", "false", false},
+	{"bool absent vs false", FieldMarketingOptIn, "", "false", false},
+
+	{"tier case", FieldLoyaltyTier, "GOLD", " gold ", true},
+	{"tier differs", FieldLoyaltyTier, "gold", "silver", false},
+
+	{"unknown field id is plain equality", FieldID(99), "a", "A", false},
+}
+
 func TestEquivalent(t *testing.T) {
-	const (
-		eAcuteNFC = "Ren\u00e9"  // é precomposed
-		eAcuteNFD = "Rene\u0301" // e + combining acute
-	)
-	tests := []struct {
-		name string
-		id   FieldID
-		x, y string
-		want bool
-	}{
-		{"both absent", FieldFirstName, "", "", true},
-		{"empty vs whitespace-only", FieldFirstName, "", " \t\n", true},
-		{"absent vs present", FieldFirstName, "", "Anna", false},
-		{"whitespace-only vs present", FieldLastName, "   ", "x", false},
-
-		{"email case", FieldEmail, "Anna@Example.COM", "anna@example.com", true},
-		{"email trim", FieldEmail, "  anna@example.com\t", "anna@example.com", true},
-		{"email non-ASCII case", FieldEmail, "JÖRG@Example.com", "jörg@example.com", true},
-		{"email plus local part", FieldEmail, "anna+shop@example.com", "anna@example.com", false},
-		{"email plus local part case", FieldEmail, "Anna+Shop@example.com", "anna+shop@example.com", true},
-		{"email differs", FieldEmail, "anna@example.com", "anne@example.com", false},
-		{"email prefix", FieldEmail, "anna@example.com", "anna@example.co", false},
-
-		{"name case", FieldFirstName, "ANNA", "anna", true},
-		{"name non-ASCII case", FieldLastName, "MÜLLER", "müller", true},
-		{"name inner whitespace", FieldFirstName, "Anna  Maria", "Anna Maria", true},
-		{"name tab and nbsp collapse", FieldFirstName, "Anna\t\u00a0Maria", "anna maria", true},
-		{"name space vs none", FieldFirstName, "AnnaMaria", "Anna Maria", false},
-		{"name NFC vs NFD", FieldFirstName, eAcuteNFC, eAcuteNFD, true},
-		{"name NFD upper vs NFC lower", FieldFirstName, "RENE\u0301", "ren\u00e9", true},
-		{"name umlaut vs transliteration", FieldLastName, "Müller", "Mueller", false},
-		{"name kelvin sign", FieldFirstName, "\u212aarl", "karl", true},
-		{"name sharp s is not ss", FieldLastName, "Strauß", "Strauss", false},
-		{"name final sigma", FieldLastName, "ΟΔΥΣΣΕΥΣ", "οδυσσευς", true},
-		{"city case", FieldCity, "SÃO PAULO", "são paulo", true},
-
-		{"text case-sensitive", FieldAddressLine1, "Main St 1", "main st 1", false},
-		{"text whitespace", FieldAddressLine1, " Main  St\t1 ", "Main St 1", true},
-		{"text NFC vs NFD", FieldAddressLine1, "Caf\u00e9 Street", "Cafe\u0301 Street", true},
-
-		{"phone formatting", FieldPhone, "+49 (30) 1234-5678", "+4930 12345678", true},
-		{"phone plus matters", FieldPhone, "+4930123", "4930123", false},
-		{"phone digits differ", FieldPhone, "+4930123", "+4930124", false},
-		{"phone extra digit", FieldPhone, "+4930123", "+49301234", false},
-		{"phone no digits vs digits", FieldPhone, "n/a", "0", false},
-		{"phone no digits compare as text", FieldPhone, "N/A", "n/a", true},
-		{"phone no digits differ", FieldPhone, "n/a", "none", false},
-		{"phone plus after trim", FieldPhone, "  +1 555", "+1555", true},
-
-		{"postal case and spaces", FieldPostalCode, "sw1a 1aa", "SW1A1AA", true},
-		{"postal hyphen kept", FieldPostalCode, "SW1A-1AA", "SW1A1AA", false},
-		{"postal digits", FieldPostalCode, "10 117", "10117", true},
-
-		{"country case", FieldCountry, "de", "DE", true},
-		{"country differs", FieldCountry, "DE", "AT", false},
-
-		{"bool same", FieldMarketingOptIn, "true", "true", true},
-		{"bool case", FieldMarketingOptIn, "TRUE", "true", true},
-		{"bool 1 is true", FieldMarketingOptIn, "1", "true", true},
-		{"bool differ", FieldMarketingOptIn, "true", "false", false},
-		{"bool unreadable vs readable", FieldMarketingOptIn, "maybe", "false", false},
-		{"bool absent vs false", FieldMarketingOptIn, "", "false", false},
-
-		{"tier case", FieldLoyaltyTier, "GOLD", " gold ", true},
-		{"tier differs", FieldLoyaltyTier, "gold", "silver", false},
-
-		{"unknown field id is plain equality", FieldID(99), "a", "A", false},
-	}
-	for _, tt := range tests {
+	for _, tt := range equivalentCases {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Equivalent(tt.id, tt.x, tt.y); got != tt.want {
 				t.Errorf("Equivalent(%v, %q, %q) = %v, want %v", tt.id, tt.x, tt.y, got, tt.want)
@@ -180,4 +186,51 @@ func TestEquivalentDoesNotAllocate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzEquivalent(f *testing.F) {
+	for _, c := range equivalentCases {
+		f.Add(uint8(c.id), c.x, c.y)
+	}
+	for _, extra := range []string{"\u212a", "ſ", "ß", "ẞ", "İ", "ı", "Σ", "ς", "\u00a0", "\u0085", "\u3000", "e\u0301\u0316", "\xff", "\u1e9e"} {
+		f.Add(uint8(FieldFirstName), extra, strings.ToUpper(extra))
+		f.Add(uint8(FieldAddressLine1), "a"+extra+"b", "a "+extra+" b")
+	}
+	f.Fuzz(func(t *testing.T, n uint8, x, y string) {
+		id := FieldID(int(n) % (NumFields + 1)) // one unknown id too
+		eq := Equivalent(id, x, y)
+		if eq != Equivalent(id, y, x) {
+			t.Fatalf("%v: Equivalent(%q, %q) is not symmetric", id, x, y)
+		}
+		if nx, ny := Normalize(id, x), Normalize(id, y); eq != (nx == ny) {
+			t.Fatalf("%v: Equivalent(%q, %q) = %v but Normalize gives %q and %q", id, x, y, eq, nx, ny)
+		}
+		if !Equivalent(id, x, "\t"+x+" ") {
+			t.Fatalf("%v: %q is not equivalent to itself padded", id, x)
+		}
+		if k := kindOf(id); k == KindName || k == KindText {
+			if !Equivalent(id, x, strings.ReplaceAll(x, " ", " \u00a0\t")) {
+				t.Fatalf("%v: %q is not equivalent with its whitespace runs widened", id, x)
+			}
+			if !Equivalent(id, x, norm.NFD.String(x)) {
+				t.Fatalf("%v: %q is not equivalent to its NFD form", id, x)
+			}
+		}
+		if k := kindOf(id); k == KindName || k == KindEmail || k == KindTier {
+			if swapped := swapASCIICase(x); !Equivalent(id, x, swapped) {
+				t.Fatalf("%v: %q is not equivalent to %q", id, x, swapped)
+			}
+		}
+	})
+}
+
+// swapASCIICase swaps the case of ASCII letters.
+func swapASCIICase(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c|0x20 && c|0x20 <= 'z' {
+			b[i] = c ^ 0x20
+		}
+	}
+	return string(b)
 }
