@@ -3,9 +3,9 @@ package apigw
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"encoding/base64"
 	"mime"
 	"net"
 	"net/http"
