@@ -3,6 +3,7 @@ package s3local_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -41,6 +42,7 @@ func Example() {
 		return
 	}
 	defer out.Body.Close()
-	fmt.Println(ids[0] != ids[1], aws.ToString(out.VersionId) == ids[0])
-	// Output: true true
+	body, _ := io.ReadAll(out.Body)
+	fmt.Println(ids[0] != ids[1], string(body))
+	// Output: true v1
 }
