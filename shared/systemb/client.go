@@ -68,8 +68,8 @@ type Config struct {
 	// the caller to answer (default 250ms). When less than nothing is left,
 	// a call fails with ErrUnavailable without a request.
 	DeadlineReserve time.Duration
-	// HTTPClient sends the requests (default: a new client over
-	// http.DefaultTransport). Pass an instrumented client to trace calls. The
+	// HTTPClient sends the requests (default: a new client over a clone of
+	// http.DefaultTransport keeping 32 idle connections per host). Pass an instrumented client to trace calls. The
 	// Client uses a copy whose CheckRedirect never follows redirects: a 3xx is
 	// a System B failure. It must not retry by itself.
 	HTTPClient *http.Client
@@ -156,7 +156,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Budget == nil {
 		cfg.Budget = NewRetryBudget(0, 0, 0, cfg.Now)
 	}
-	hc := new(http.Client)
+	hc := &http.Client{Transport: defaultTransport()}
 	if cfg.HTTPClient != nil {
 		*hc = *cfg.HTTPClient
 	}
@@ -166,6 +166,18 @@ func New(cfg Config) (*Client, error) {
 }
 
 func defaultRand() float64 { return rand.Float64() }
+
+// defaultTransport is http.DefaultTransport keeping more idle connections
+// to System B, for concurrent Gets (sync) and the pager's prefetch.
+func defaultTransport() http.RoundTripper {
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return http.DefaultTransport
+	}
+	t = t.Clone()
+	t.MaxIdleConnsPerHost = 32
+	return t
+}
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

@@ -2,6 +2,7 @@ package systemb
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/acme/unified-customer-service/shared/merge"
 )
@@ -51,11 +54,11 @@ type Pager struct {
 
 // page is one decoded list page and the buffer its body was read into.
 type page struct {
-	body    bytes.Buffer
-	items   []merge.Record
-	next    string // cursor of the next page
-	more    bool   // nextCursor was not null
-	lastKey string // key of the last item, or of the last item before
+	body      bytes.Buffer
+	items     []merge.Record
+	next      string // cursor of the next page
+	more      bool   // nextCursor was not null
+	lastEmail string // email of the last item, or of the last item before
 }
 
 // List returns a Pager over all customers, pageSize at a time (1..1000;
@@ -120,8 +123,8 @@ func (p *Pager) Next() bool {
 // start arranges the fetch of the page at cursor (or the first page) into
 // p.spare: in the background, or with DisablePrefetch when Next needs it.
 func (p *Pager) start(cursor string, hasCursor bool) {
-	dst, prevKey, n := p.spare, p.cur.lastKey, p.pages+1
-	run := func() error { return p.c.fetchPage(p.ctx, p.limit, cursor, hasCursor, prevKey, n, dst) }
+	dst, prevEmail, n := p.spare, p.cur.lastEmail, p.pages+1
+	run := func() error { return p.c.fetchPage(p.ctx, p.limit, cursor, hasCursor, prevEmail, n, dst) }
 	if p.c.cfg.DisablePrefetch {
 		p.deferred = run
 		return
@@ -173,7 +176,7 @@ func (p *Pager) All() iter.Seq2[*merge.Record, error] {
 }
 
 // fetchPage fetches, decodes and checks one page into dst.
-func (c *Client) fetchPage(ctx context.Context, limit int, cursor string, hasCursor bool, prevKey string, n int, dst *page) error {
+func (c *Client) fetchPage(ctx context.Context, limit int, cursor string, hasCursor bool, prevEmail string, n int, dst *page) error {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if hasCursor {
 		q.Set("cursor", cursor)
@@ -195,14 +198,48 @@ func (c *Client) fetchPage(ctx context.Context, limit int, cursor string, hasCur
 	if dst.more && hasCursor && dst.next == cursor {
 		return bad(errors.New("nextCursor repeats the cursor"))
 	}
-	key := prevKey // "" before the first page
+	prev := prevEmail // "" before the first page
 	for i := range dst.items {
-		k := merge.Key(dst.items[i].Email())
-		if k <= key { // keys are never empty: the codec requires an email
+		e := dst.items[i].Email()
+		// Keys are never empty (the codec requires an email), so the first
+		// item of all compares after "".
+		if compareKeys(e, prev) <= 0 {
 			return bad(fmt.Errorf("item %d is not after the one before it in join order", i))
 		}
-		key = k
+		prev = e
 	}
-	dst.lastKey = key
+	dst.lastEmail = prev
 	return nil
+}
+
+// compareKeys compares the join keys of two emails, merge.Key(a) and
+// merge.Key(b), without building them when both are ASCII.
+func compareKeys(a, b string) int {
+	a, b = strings.TrimSpace(a), strings.TrimSpace(b)
+	if !isASCII(a) || !isASCII(b) {
+		return strings.Compare(merge.Key(a), merge.Key(b))
+	}
+	for i := 0; i < len(a) && i < len(b); i++ {
+		x, y := lowerASCII(a[i]), lowerASCII(b[i])
+		if x != y {
+			return cmp.Compare(x, y)
+		}
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -363,4 +365,69 @@ func TestListCanceled(t *testing.T) {
 	for p.Next() {
 	}
 	checkErr(t, p.Err(), ErrUnavailable, -1)
+}
+
+// BenchmarkList pages through 20,000 customers served from memory in pages
+// of 1000 by an httptest server, with and without prefetching.
+func BenchmarkList(b *testing.B) {
+	const n, size = 20000, 1000
+	rs := dataset(n)
+	pages := make([][]byte, 0, n/size)
+	for start := 0; start < n; start += size {
+		body := []byte(`{"items":[`)
+		for i := start; i < start+size; i++ {
+			if i > start {
+				body = append(body, ',')
+			}
+			body = AppendCustomer(body, &rs[i])
+		}
+		if start+size < n {
+			body = append(body, `],"nextCursor":"`+strconv.Itoa(start/size+1)+`"}`...)
+		} else {
+			body = append(body, `],"nextCursor":null}`...)
+		}
+		pages = append(pages, body)
+	}
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
+		writeJSON(w, pages[i])
+	}))
+	defer s.Close()
+	for _, prefetch := range []bool{true, false} {
+		b.Run("prefetch="+strconv.FormatBool(prefetch), func(b *testing.B) {
+			c, err := New(Config{BaseURL: s.URL, Token: StaticToken(testToken), DisablePrefetch: !prefetch})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				p := c.List(context.Background(), size)
+				got := 0
+				for p.Next() {
+					got++
+				}
+				if p.Err() != nil || got != n {
+					b.Fatal(p.Err(), got)
+				}
+				p.Close()
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+func TestCompareKeys(t *testing.T) {
+	emails := []string{
+		"", "a@example.com", "A@Example.com ", " ab@example.com", "B@example.com", "b@example.com",
+		"jörg@example.com", "JÖRG@Example.com", "jorg@example.com", "Z@example.com", "_@example.com",
+		"a+b@example.com", "a.b@example.com", "ǅ@example.com", "İ@example.com", "i@example.com",
+	}
+	for _, a := range emails {
+		for _, b := range emails {
+			want := strings.Compare(merge.Key(a), merge.Key(b))
+			if got := compareKeys(a, b); got != want {
+				t.Errorf("compareKeys(%q, %q) = %d, want %d", a, b, got, want)
+			}
+		}
+	}
 }
