@@ -1,5 +1,7 @@
 package merge
 
+import "strconv"
+
 // FieldID indexes Fields and Record.Values.
 type FieldID int
 
@@ -68,4 +70,24 @@ func FieldByPath(path string) (FieldID, bool) {
 		}
 	}
 	return 0, false
+}
+
+// kindNames are the names of the kinds, as docs/contracts.md writes them.
+var kindNames = [...]string{
+	KindEmail:      "email",
+	KindName:       "name",
+	KindText:       "text",
+	KindPhone:      "phone",
+	KindPostalCode: "postalCode",
+	KindCountry:    "country",
+	KindBool:       "bool",
+	KindTier:       "tier",
+}
+
+// String returns the kind's name as docs/contracts.md writes it.
+func (k Kind) String() string {
+	if k > 0 && int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
