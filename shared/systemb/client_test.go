@@ -327,7 +327,7 @@ func TestHangingServerIsCutAtTheBudget(t *testing.T) {
 		deadline time.Duration
 		requests int
 	}{
-		{"cut at deadline minus reserve", 300 * time.Millisecond, 1},
+		{"cut at deadline minus reserve", time.Second, 1},
 		{"no time left: no request", 100 * time.Millisecond, 0},
 	}
 	for _, tt := range tests {
@@ -343,8 +343,12 @@ func TestHangingServerIsCutAtTheBudget(t *testing.T) {
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
 			}
-			if got := s.Requests() - before; got != tt.requests {
-				t.Errorf("%d requests, want %d", got, tt.requests)
+			// The server may not see a request cut before it arrived.
+			if got := s.Requests() - before; got > tt.requests {
+				t.Errorf("%d requests, want at most %d", got, tt.requests)
+			}
+			if len(rt.deadlines) != tt.requests {
+				t.Errorf("%d requests sent, want %d", len(rt.deadlines), tt.requests)
 			}
 			if len(rec.Sleeps()) != 0 {
 				t.Errorf("slept %v with no time left", rec.Sleeps())
@@ -368,7 +372,7 @@ func TestGetTimeoutPerAttempt(t *testing.T) {
 		}
 		writeJSON(w, customerJSON("ada@example.com"))
 	})
-	c, rec := newClient(t, s.URL, func(c *Config) { c.Timeout = 20 * time.Millisecond })
+	c, rec := newClient(t, s.URL, func(c *Config) { c.Timeout = 300 * time.Millisecond })
 	if _, err := c.Get(context.Background(), "ada@example.com"); err != nil {
 		t.Fatalf("Get: %v", err)
 	}

@@ -100,7 +100,8 @@ func (p *Pager) Next() bool {
 			f := p.deferred
 			p.deferred = nil
 			err = f()
-		default:
+		default: // the end
+			p.cancel()
 			return false
 		}
 		if err != nil {
