@@ -271,15 +271,56 @@ func TestWriteSnapshotBadArgs(t *testing.T) {
 }
 
 func TestInsertSQLFollowsFieldTable(t *testing.T) {
-	q := insertSQL()
-	for _, f := range merge.Fields {
-		if !strings.Contains(q, f.Column+",") {
-			t.Errorf("insert lacks column %s: %s", f.Column, q)
+	for _, rows := range []int{1, insertBatch} {
+		q := insertSQL(rows)
+		for _, f := range merge.Fields {
+			if !strings.Contains(q, f.Column+",") {
+				t.Errorf("insert lacks column %s: %s", f.Column, q)
+			}
+		}
+		if got, want := strings.Count(q, "?"), rows*(merge.NumFields+1); got != want {
+			t.Errorf("%d rows: %d placeholders, want %d", rows, got, want)
 		}
 	}
-	if got, want := strings.Count(q, "?"), merge.NumFields+1; got != want {
-		t.Errorf("%d placeholders, want %d", got, want)
+}
+
+func TestWriteSnapshotBatchBoundaries(t *testing.T) {
+	for _, n := range []int{0, 1, insertBatch - 1, insertBatch, insertBatch + 1, 2*insertBatch + 5} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "snapshot.db")
+			var records []*merge.Record
+			for i := range n {
+				r := &merge.Record{LastUpdated: testExportedAt}
+				r.Values[merge.FieldEmail] = fmt.Sprintf("c%04d@example.com", (i*37)%n) // not in key order
+				r.Values[merge.FieldCity] = fmt.Sprint("city ", i)
+				records = append(records, r)
+			}
+			if err := WriteSnapshot(context.Background(), path, testExportedAt, slices.Values(records)); err != nil {
+				t.Fatal(err)
+			}
+			rows, _ := readBack(t, path)
+			if len(rows) != n {
+				t.Fatalf("%d rows, want %d", len(rows), n)
+			}
+			for i, row := range rows {
+				if want := fmt.Sprintf("c%04d@example.com", i); row[0] != want {
+					t.Fatalf("row %d email %s, want %s", i, row[0], want)
+				}
+			}
+		})
 	}
+	t.Run("duplicate in the tail", func(t *testing.T) {
+		var records []*merge.Record
+		for i := range insertBatch + 2 {
+			r := &merge.Record{LastUpdated: testExportedAt}
+			r.Values[merge.FieldEmail] = fmt.Sprintf("c%04d@example.com", min(i, insertBatch))
+			records = append(records, r)
+		}
+		err := WriteSnapshot(context.Background(), filepath.Join(t.TempDir(), "s.db"), testExportedAt, slices.Values(records))
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("record %d", insertBatch+1)) {
+			t.Fatalf("err = %v, want a constraint error naming record %d", err, insertBatch+1)
+		}
+	})
 }
 
 func BenchmarkWriteSnapshot(b *testing.B) {
