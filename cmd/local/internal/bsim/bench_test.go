@@ -3,11 +3,13 @@ package bsim
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"testing"
 
 	"github.com/acme/unified-customer-service/shared/merge"
@@ -129,18 +131,30 @@ func BenchmarkListPage(b *testing.B) {
 	})
 }
 
+var loadN = flag.Int("bsim.n", benchCustomers, "customers BenchmarkLoad loads")
+
 // BenchmarkLoad measures loading JSON Lines (decode, validate, re-encode,
-// sort), reported as records/s. Run:
+// sort), reported as records/s, and the heap the loaded simulator holds
+// (MB-heap, measured after a GC). Run (-bsim.n sets the size):
 //
-//	go test -run '^$' -bench BenchmarkLoad -benchmem ./cmd/local/internal/bsim/
+//	go test -run '^$' -bench BenchmarkLoad -benchmem ./cmd/local/internal/bsim/ -bsim.n 1000000
 func BenchmarkLoad(b *testing.B) {
-	lines := realisticLines(benchCustomers)
+	lines := realisticLines(*loadN)
+	var sim *Sim
 	b.SetBytes(int64(len(lines)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := New(Config{}).Load(bytes.NewReader(lines)); err != nil {
+		sim = New(Config{})
+		if err := sim.Load(bytes.NewReader(lines)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(benchCustomers)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.StopTimer()
+	b.ReportMetric(float64(*loadN)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	lines = nil
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc)/(1<<20), "MB-heap")
+	runtime.KeepAlive(sim)
 }

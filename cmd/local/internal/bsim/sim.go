@@ -248,7 +248,10 @@ func (b *lineBatch) decode(arena *docArena) {
 			b.err = fmt.Errorf("bsim: load line %d: %w: %w", b.first+i, ErrBadInput, err)
 			break
 		}
-		b.out = append(b.out, lineEntry{entry{key: merge.Key(rec.Email()), doc: arena.encode(rec)}, b.first + i})
+		// Clone the key: it may share the decoded record's one string of
+		// all values, which would stay alive with it.
+		key := strings.Clone(merge.Key(rec.Email()))
+		b.out = append(b.out, lineEntry{entry{key: key, doc: arena.encode(rec)}, b.first + i})
 	}
 	b.lines = nil
 }
