@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -61,6 +62,7 @@ func AppendDiff(dst []Difference, a, b *Record) []Difference {
 		}
 		if newer == "" {
 			newer = Newer(ra.LastUpdated, rb.LastUpdated)
+			dst = slices.Grow(dst, NumFields-i) // one allocation at most
 		}
 		dst = append(dst, Difference{
 			Field:        FieldID(i),
@@ -78,6 +80,9 @@ func AppendDiff(dst []Difference, a, b *Record) []Difference {
 // diffKind classifies field id's values x (System A) and y (System B);
 // ok is false when they do not differ.
 func diffKind(id FieldID, x, y string) (kind DiffKind, ok bool) {
+	if x == y {
+		return "", false
+	}
 	x, y = strings.TrimSpace(x), strings.TrimSpace(y)
 	switch {
 	case x == y:

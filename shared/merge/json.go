@@ -73,18 +73,22 @@ func hasPathPrefix(p, prefix string) bool {
 	return strings.HasPrefix(p, prefix) && (len(p) == len(prefix) || p[len(prefix)] == '.')
 }
 
-// appendJSONValue appends JSONValue(id, v) as JSON.
+// appendJSONValue appends JSONValue(id, v) as JSON, without boxing it.
 func appendJSONValue(dst []byte, id FieldID, v string) []byte {
-	switch jv := JSONValue(id, v).(type) {
-	case nil:
+	v = strings.TrimSpace(v)
+	if v == "" {
 		return append(dst, "null"...)
-	case bool:
-		if jv {
-			return append(dst, "true"...)
-		}
-		return append(dst, "false"...)
+	}
+	if kindOf(id) != KindBool {
+		return appendJSONString(dst, v)
+	}
+	switch b, ok := parseBool(v); {
+	case !ok:
+		return append(dst, "null"...)
+	case b:
+		return append(dst, "true"...)
 	default:
-		return appendJSONString(dst, jv.(string))
+		return append(dst, "false"...)
 	}
 }
 

@@ -59,6 +59,9 @@ func Merge(a, b *Record, rules Rules) Result {
 		if !differ || res.Presence != InBoth {
 			continue
 		}
+		if res.Conflicts == nil {
+			res.Conflicts = make([]Resolution, 0, NumFields-i) // one allocation at most
+		}
 		res.Conflicts = append(res.Conflicts, Resolution{
 			Difference: Difference{
 				Field:        id,
