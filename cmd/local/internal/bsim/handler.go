@@ -77,16 +77,16 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, http.StatusBadRequest, "the email path segment is not validly escaped")
 			return
 		}
-		if !allow(w, r, http.MethodGet, http.MethodPut, http.MethodDelete) {
+		if !allow(w, r, http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete) {
 			return
 		}
 		switch r.Method {
 		case http.MethodGet:
 			s.stats.get.Add(1)
 			s.serveGet(w, email, f)
-		case http.MethodPut:
+		case http.MethodPut, http.MethodPatch:
 			s.stats.put.Add(1)
-			s.servePut(w, r, email)
+			s.servePut(w, r, email, r.Method == http.MethodPatch)
 		default:
 			s.stats.delete.Add(1)
 			s.serveDelete(w, email)
@@ -305,7 +305,11 @@ func writeOversized(w http.ResponseWriter, n int64) {
 	_, _ = io.WriteString(w, tail)
 }
 
-func (s *Sim) servePut(w http.ResponseWriter, r *http.Request, email string) {
+// servePut stores a customer: PUT replaces the whole record; PATCH (a
+// convenience for trying conflicts by hand) overlays the body's fields on the
+// stored record, "address" member by member. Either way a body without
+// lastUpdated gets Now.
+func (s *Sim) servePut(w http.ResponseWriter, r *http.Request, email string, patch bool) {
 	key := merge.Key(email)
 	if key == "" {
 		writeProblem(w, http.StatusBadRequest, "the email path segment is empty")
@@ -315,6 +319,17 @@ func (s *Sim) servePut(w http.ResponseWriter, r *http.Request, email string) {
 	if err != nil {
 		writeProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body must be a customer JSON object of at most %d bytes", MaxLineBytes))
 		return
+	}
+	if patch {
+		stored, ok := s.Customer(email)
+		if !ok {
+			writeProblem(w, http.StatusNotFound, "no such customer")
+			return
+		}
+		if body, err = overlay(stored, body); err != nil {
+			writeProblem(w, http.StatusBadRequest, err.Error())
+			return
+		}
 	}
 	doc, err := s.completeCustomer(body, email)
 	if err != nil {
@@ -339,6 +354,36 @@ func (s *Sim) servePut(w http.ResponseWriter, r *http.Request, email string) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(stored)))
 	w.WriteHeader(status)
 	_, _ = w.Write(stored)
+}
+
+// overlay returns the stored document with patch's members put over it
+// ("address" member by member) and without its lastUpdated unless patch
+// gives one.
+func overlay(stored, patch []byte) ([]byte, error) {
+	var base, over map[string]json.RawMessage
+	if err := json.Unmarshal(patch, &over); err != nil || over == nil {
+		return nil, errors.New("bsim: patch customer: the body is not a JSON object")
+	}
+	if err := json.Unmarshal(stored, &base); err != nil {
+		return nil, fmt.Errorf("bsim: patch customer: stored document: %w", err)
+	}
+	delete(base, "lastUpdated")
+	for name, v := range over {
+		var sub, subOver map[string]json.RawMessage
+		if name == "address" && json.Unmarshal(base[name], &sub) == nil && sub != nil &&
+			json.Unmarshal(v, &subOver) == nil && subOver != nil {
+			for k, sv := range subOver {
+				sub[k] = sv
+			}
+			v, _ = json.Marshal(sub) // raw messages always marshal
+		}
+		base[name] = v
+	}
+	b, err := json.Marshal(base)
+	if err != nil {
+		return nil, fmt.Errorf("bsim: patch customer: %w", err)
+	}
+	return b, nil
 }
 
 // completeCustomer fills a PUT body's missing email (from the path) and

@@ -5,8 +5,10 @@
 //   - GET /customers?limit=N&cursor=C: {"items": [...], "nextCursor": "..." | null},
 //     items ordered by merge.Key (trimmed, lower-cased email) byte-wise,
 //     limit 1..1000 (default 100), an opaque cursor;
-//   - PUT and DELETE /customers/{email}, so a user can change System B and
-//     watch a conflict appear (not part of the contract we read);
+//   - PUT, PATCH and DELETE /customers/{email}, so a user can change System
+//     B and watch a conflict appear (not part of the contract we read; PATCH
+//     overlays fields on the stored record; both stamp lastUpdated with Now
+//     unless the body gives one);
 //   - every API request needs "Authorization: Bearer <token>", else 401.
 //
 // Faults (latency, error rate and status, down, hang, broken bodies,

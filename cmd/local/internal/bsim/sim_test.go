@@ -379,3 +379,46 @@ func TestServe(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 }
+
+func TestPatch(t *testing.T) {
+	old := customer("Pat@x.com", "Pat")
+	old.Values[merge.FieldPhone] = "+1 555 0100"
+	old.LastUpdated = testTime.AddDate(-4, 0, 0)
+	_, srv := newTestServer(t, Config{}, old)
+
+	status, _, body := call(t, srv, http.MethodPatch, "/customers/pat@x.com", `{"phone":null,"loyaltyTier":"gold","address":{"postalCode":"75001"}}`)
+	if status != http.StatusOK {
+		t.Fatalf("PATCH: status %d: %s", status, body)
+	}
+	want := *old
+	want.Values[merge.FieldPhone] = ""
+	want.Values[merge.FieldLoyaltyTier] = "gold"
+	want.Values[merge.FieldPostalCode] = "75001" // city kept
+	want.LastUpdated = testTime                  // stamped with Config.Now
+	if wantDoc := systemb.AppendCustomer(nil, &want); !bytes.Equal(body, wantDoc) {
+		t.Errorf("PATCH answer\n got %s\nwant %s", body, wantDoc)
+	}
+	if _, _, got := call(t, srv, http.MethodGet, "/customers/pat@x.com", ""); !bytes.Equal(got, body) {
+		t.Errorf("GET after PATCH\n got %s\nwant %s", got, body)
+	}
+
+	status, _, body = call(t, srv, http.MethodPatch, "/customers/pat@x.com", `{"lastUpdated":"2031-01-01T00:00:00Z"}`)
+	if r, err := systemb.UnmarshalCustomer(body); status != http.StatusOK || err != nil || r.LastUpdated.Year() != 2031 || r.Get(merge.FieldLoyaltyTier) != "gold" {
+		t.Errorf("PATCH with lastUpdated: %d %s", status, body)
+	}
+	for _, bad := range []struct {
+		name, path, body string
+		want             int
+	}{
+		{"missing customer", "/customers/nobody@x.com", `{"phone":"1"}`, http.StatusNotFound},
+		{"not an object", "/customers/pat@x.com", `"x"`, http.StatusBadRequest},
+		{"another email", "/customers/pat@x.com", `{"email":"other@x.com"}`, http.StatusBadRequest},
+		{"wrong type", "/customers/pat@x.com", `{"address":"here"}`, http.StatusBadRequest},
+	} {
+		t.Run("rejects "+bad.name, func(t *testing.T) {
+			if status, _, b := call(t, srv, http.MethodPatch, bad.path, bad.body); status != bad.want {
+				t.Errorf("status %d, want %d: %s", status, bad.want, b)
+			}
+		})
+	}
+}
