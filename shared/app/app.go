@@ -122,10 +122,13 @@ func New(ctx context.Context, o Options) (*App, error) {
 		token = secretToken(secretsmanager.NewFromConfig(awsCfg), cfg.SystemBSecretARN, time.Hour)
 	}
 	a.Client, err = systemb.New(systemb.Config{
-		BaseURL:    cfg.SystemBURL,
-		Token:      token,
-		Timeout:    cfg.SystemBTimeout,
-		HTTPClient: tracing.HTTPClient(&http.Client{}),
+		BaseURL: cfg.SystemBURL,
+		Token:   token,
+		Timeout: cfg.SystemBTimeout,
+		// Four attempts ride out three consecutive 5xx (a rolling restart of
+		// System B); the retry budget still caps retries during an outage.
+		MaxAttempts: 4,
+		HTTPClient:  tracing.HTTPClient(&http.Client{}),
 		OnCall: func(c systemb.Call) {
 			a.Metrics.Observe(emf.SystemBLatency, float64(c.Duration.Microseconds())/1000, emf.Milliseconds)
 		},

@@ -281,6 +281,12 @@ func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum 
 	zw := gzip.NewWriter(out)
 	bw := bufio.NewWriterSize(zw, 64<<10)
 	enc := json.NewEncoder(bw)
+	var done string // the last join key fully processed
+	defer func() {
+		if err != nil {
+			sum.StoppedAfter = done
+		}
+	}()
 	defer func() { // the details object is always a whole gzip stream
 		ferr := bw.Flush()
 		if cerr := zw.Close(); ferr == nil {
@@ -354,7 +360,6 @@ func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum 
 	var diffs []merge.Difference
 	for n := 0; okA || okB; n++ {
 		if n&1023 == 0 && ctx.Err() != nil {
-			sum.StoppedAfter = min(lastA, lastB)
 			return fmt.Errorf("stopped: %w", ctx.Err())
 		}
 		var x, y *merge.Record
@@ -389,6 +394,11 @@ func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum 
 			if err := enc.Encode(newDetail(x, y, diffs)); err != nil {
 				return fmt.Errorf("details: %w", err)
 			}
+		}
+		if x != nil {
+			done = ka
+		} else {
+			done = kb
 		}
 		if x != nil {
 			if err := advanceA(); err != nil {

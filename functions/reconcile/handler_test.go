@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/acme/unified-customer-service/shared/reconcile"
+	"github.com/acme/unified-customer-service/shared/testkit"
+)
+
+type recordingRunner struct{ got []reconcile.Event }
+
+func (r *recordingRunner) Run(_ context.Context, ev reconcile.Event) (reconcile.Summary, error) {
+	r.got = append(r.got, ev)
+	return reconcile.Summary{EventID: ev.ID, Status: reconcile.StatusRan, Complete: true}, nil
+}
+
+func TestHandleFixtures(t *testing.T) {
+	when := time.Date(2026, 11, 24, 3, 30, 0, 0, time.UTC)
+	want := map[string]struct {
+		id  string
+		err error
+	}{
+		"reconcile-scheduled.json":     {"cdc73f9d-aea9-11e3-9d5a-835b769c0d9c", nil},
+		"reconcile-scheduler.json":     {"5b7f3e2a-9c41-4d8e-b0a6-2f1e8d7c6b5a", nil},
+		"reconcile-not-scheduled.json": {"", ErrNotScheduled},
+	}
+	for _, name := range testkit.Events(t, "reconcile-") {
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("events/%s has no expectation in this test", name)
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			var payload json.RawMessage
+			testkit.Event(t, name, &payload)
+			r := &recordingRunner{}
+			sum, err := (&Handler{Runner: r}).Handle(context.Background(), payload)
+			if w.err != nil {
+				if !errors.Is(err, w.err) || len(r.got) != 0 {
+					t.Fatalf("err = %v, runs %d; want %v and no run", err, len(r.got), w.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.got) != 1 || r.got[0].ID != w.id || !r.got[0].Time.Equal(when) || sum.EventID != w.id {
+				t.Errorf("ran %+v, want id %s at %s", r.got, w.id, when)
+			}
+		})
+	}
+}
+
+func TestHandleMalformed(t *testing.T) {
+	tests := map[string]string{
+		"not JSON":             `{`,
+		"no id":                `{"source":"aws.events","detail-type":"Scheduled Event","time":"2026-11-24T03:30:00Z"}`,
+		"no time":              `{"source":"aws.events","detail-type":"Scheduled Event","id":"x"}`,
+		"unfilled placeholder": `{"source":"aws.scheduler","detail-type":"Scheduled Event","id":"x","time":"<aws.scheduler.scheduled-time>"}`,
+		"wrong detail-type":    `{"source":"aws.events","detail-type":"Object Created","id":"x","time":"2026-11-24T03:30:00Z"}`,
+	}
+	for name, payload := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := &recordingRunner{}
+			if _, err := (&Handler{Runner: r}).Handle(context.Background(), json.RawMessage(payload)); !errors.Is(err, ErrNotScheduled) || len(r.got) != 0 {
+				t.Errorf("err = %v, runs %d", err, len(r.got))
+			}
+		})
+	}
+}
+
+// TestHandleEndToEnd runs the scheduled fixture through the real engine
+// over the in-memory systems and a file report store.
+func TestHandleEndToEnd(t *testing.T) {
+	sys := testkit.NewSystems(t, 100)
+	dir := t.TempDir()
+	h := &Handler{Runner: &reconcile.Reconciler{
+		A: sys.ReconcileA(), B: sys.ReconcileB(), Reports: fileStore(dir),
+		Log: discard(), Metrics: testkit.NewMetrics(), TempDir: t.TempDir(),
+	}}
+	var payload json.RawMessage
+	testkit.Event(t, "reconcile-scheduled.json", &payload)
+	sum, err := h.Handle(context.Background(), payload)
+	if err != nil || !sum.Complete {
+		t.Fatalf("summary %+v err %v", sum, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "2026-11-24", sum.EventID, "summary.json")); err != nil {
+		t.Error(err)
+	}
+}

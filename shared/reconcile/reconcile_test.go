@@ -1,0 +1,277 @@
+package reconcile_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"iter"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acme/unified-customer-service/shared/demodata"
+	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/reconcile"
+	"github.com/acme/unified-customer-service/shared/report"
+	"github.com/acme/unified-customer-service/shared/testkit"
+)
+
+var event = reconcile.Event{ID: "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c", Time: time.Date(2026, 11, 24, 3, 30, 0, 0, time.UTC)}
+
+// countingB counts List calls and records served, and can slow them down.
+type countingB struct {
+	next    reconcile.SystemB
+	lists   atomic.Int64
+	records atomic.Int64
+	delay   time.Duration
+}
+
+func (c *countingB) List(ctx context.Context) iter.Seq2[*merge.Record, error] {
+	c.lists.Add(1)
+	return func(yield func(*merge.Record, error) bool) {
+		for r, err := range c.next.List(ctx) {
+			c.records.Add(1)
+			if c.delay > 0 {
+				time.Sleep(c.delay)
+			}
+			if !yield(r, err) {
+				return
+			}
+		}
+	}
+}
+
+func newReconciler(t *testing.T, sys *testkit.Systems) (*reconcile.Reconciler, *countingB, string) {
+	t.Helper()
+	dir := t.TempDir()
+	b := &countingB{next: sys.ReconcileB()}
+	return &reconcile.Reconciler{
+		A: sys.ReconcileA(), B: b, Reports: &report.FileStore{Dir: dir},
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), Metrics: testkit.NewMetrics(),
+		TempDir: t.TempDir(),
+	}, b, dir
+}
+
+func truth(t *testing.T, n int) demodata.Truth {
+	t.Helper()
+	cfg := demodata.NewConfig(1, n)
+	cfg.Showcase = true
+	cfg.ExportedAt, cfg.Now = testkit.ExportedAt, testkit.ReadAt
+	g, err := demodata.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.Truth()
+}
+
+func readDetails(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("details is not gzip: %v", err)
+	}
+	var lines []map[string]any
+	sc := bufio.NewScanner(zr)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("details line: %v", err)
+		}
+		lines = append(lines, m)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("details stream: %v", err)
+	}
+	return lines
+}
+
+func TestRunMatchesGroundTruth(t *testing.T) {
+	const n = 3000
+	want := truth(t, n)
+	sys := testkit.NewSystems(t, n)
+	r, _, dir := newReconciler(t, sys)
+	sum, err := r.Run(context.Background(), event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sum.Counts
+	if !sum.Complete || sum.Status != reconcile.StatusRan {
+		t.Fatalf("complete=%v status=%s", sum.Complete, sum.Status)
+	}
+	wantCounts := reconcile.Counts{
+		SystemA: want.SystemA, SystemB: want.SystemB, InBoth: want.InBoth, InSync: want.InSync,
+		WithConflicts: want.WithConflicts, OnlyInSystemA: want.OnlyInSystemA, OnlyInSystemB: want.OnlyInSystemB,
+	}
+	if got != wantCounts {
+		t.Errorf("counts = %+v\nwant     %+v", got, wantCounts)
+	}
+	for field, c := range want.ConflictsByField {
+		if sum.ConflictsByField[field] != c {
+			t.Errorf("conflictsByField[%s] = %d, want %d", field, sum.ConflictsByField[field], c)
+		}
+	}
+	if len(sum.ConflictsByField) != len(want.ConflictsByField) {
+		t.Errorf("conflictsByField = %v, want %v", sum.ConflictsByField, want.ConflictsByField)
+	}
+	if sum.NewerSource[merge.SystemA] != want.NewerSource.SystemA || sum.NewerSource[merge.SystemB] != want.NewerSource.SystemB {
+		t.Errorf("newerSource = %v, want %+v", sum.NewerSource, want.NewerSource)
+	}
+	if sum.Snapshot.VersionID != "v1" || !sum.Snapshot.ExportedAt.Equal(testkit.ExportedAt) {
+		t.Errorf("snapshot = %+v", sum.Snapshot)
+	}
+
+	day := filepath.Join(dir, "2026-11-24", event.ID)
+	details := readDetails(t, filepath.Join(day, "details.jsonl.gz"))
+	if wantLines := want.WithConflicts + want.OnlyInSystemA + want.OnlyInSystemB; len(details) != wantLines {
+		t.Errorf("details has %d lines, want %d", len(details), wantLines)
+	}
+	for _, d := range details {
+		if d["email"] == "" || d["presence"] == nil {
+			t.Fatalf("details line without email or presence: %v", d)
+		}
+	}
+	var stored reconcile.Summary
+	b, err := os.ReadFile(filepath.Join(day, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &stored); err != nil || stored.Counts != got || !stored.Complete {
+		t.Errorf("stored summary = %+v (%v)", stored, err)
+	}
+}
+
+func TestRunTwiceDoesNotRecompute(t *testing.T) {
+	sys := testkit.NewSystems(t, 200)
+	r, b, dir := newReconciler(t, sys)
+	first, err := r.Run(context.Background(), event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	summaryPath := filepath.Join(dir, "2026-11-24", event.ID, "summary.json")
+	before, _ := os.ReadFile(summaryPath)
+	second, err := r.Run(context.Background(), event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Status != reconcile.StatusDuplicate || second.Counts != first.Counts {
+		t.Errorf("second delivery: status %s counts %+v, want duplicate with %+v", second.Status, second.Counts, first.Counts)
+	}
+	if b.lists.Load() != 1 {
+		t.Errorf("System B was listed %d times, want 1 (no second scan)", b.lists.Load())
+	}
+	after, _ := os.ReadFile(summaryPath)
+	if !bytes.Equal(before, after) {
+		t.Error("the second delivery overwrote summary.json")
+	}
+}
+
+func TestRunConcurrentDeliveries(t *testing.T) {
+	sys := testkit.NewSystems(t, 500)
+	r, b, _ := newReconciler(t, sys)
+	var wg sync.WaitGroup
+	statuses := make([]reconcile.Status, 4)
+	errs := make([]error, 4)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := r.Run(context.Background(), event)
+			statuses[i], errs[i] = s.Status, err
+		}()
+	}
+	wg.Wait()
+	ran := 0
+	for i, s := range statuses {
+		if errs[i] != nil {
+			t.Errorf("delivery %d: %v", i, errs[i])
+		}
+		if s == reconcile.StatusRan {
+			ran++
+		}
+	}
+	if ran != 1 || b.lists.Load() != 1 {
+		t.Errorf("statuses %v, %d scans of System B; want exactly one run", statuses, b.lists.Load())
+	}
+}
+
+func TestRunStopsBeforeDeadline(t *testing.T) {
+	sys := testkit.NewSystems(t, 3000)
+	r, b, dir := newReconciler(t, sys)
+	b.delay = 200 * time.Microsecond // about 0.6 s for the whole list
+	r.Reserve = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	defer cancel()
+	sum, err := r.Run(ctx, event)
+	if err != nil {
+		t.Fatalf("a run stopped by its deadline still reports: %v", err)
+	}
+	if sum.Complete || sum.StoppedReason == "" || sum.StoppedAfter == "" {
+		t.Fatalf("summary = complete %v reason %q after %q; want an incomplete report", sum.Complete, sum.StoppedReason, sum.StoppedAfter)
+	}
+	if int(b.records.Load()) >= len(sys.B) {
+		t.Errorf("System B was read to the end (%d records) despite the deadline", b.records.Load())
+	}
+	day := filepath.Join(dir, "2026-11-24", event.ID)
+	readDetails(t, filepath.Join(day, "details.jsonl.gz")) // whole gzip stream
+	var stored reconcile.Summary
+	raw, err := os.ReadFile(filepath.Join(day, "summary.json"))
+	if err != nil || json.Unmarshal(raw, &stored) != nil || stored.Complete {
+		t.Errorf("stored summary: %s (%v)", raw, err)
+	}
+}
+
+func TestRunSystemBFailsMidway(t *testing.T) {
+	sys := testkit.NewSystems(t, 500)
+	sys.BErr = errors.New("systemb: unavailable")
+	r, _, dir := newReconciler(t, sys)
+	sum, err := r.Run(context.Background(), event)
+	if err == nil {
+		t.Fatal("want the failure returned")
+	}
+	if sum.Complete || sum.Error == "" {
+		t.Errorf("summary = %+v", sum)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "2026-11-24", event.ID, "summary.json")); err != nil {
+		t.Errorf("no report written for the failed run: %v", err)
+	}
+}
+
+func TestRunRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   reconcile.Event
+		aErr error
+		want error
+	}{
+		{"path traversal in id", reconcile.Event{ID: "../../etc", Time: event.Time}, nil, reconcile.ErrBadEvent},
+		{"empty id", reconcile.Event{Time: event.Time}, nil, reconcile.ErrBadEvent},
+		{"no time", reconcile.Event{ID: "x"}, nil, reconcile.ErrBadEvent},
+		{"system A unavailable", event, errors.New("systema: unavailable"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := testkit.NewSystems(t, 10)
+			sys.AErr = tt.aErr
+			r, _, dir := newReconciler(t, sys)
+			_, err := r.Run(context.Background(), tt.ev)
+			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("a rejected run wrote %d entries", len(entries))
+			}
+		})
+	}
+}
