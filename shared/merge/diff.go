@@ -47,13 +47,7 @@ func AppendDiff(dst []Difference, a, b *Record) []Difference {
 		return dst
 	}
 	var none Record
-	ra, rb := a, b
-	if ra == nil {
-		ra = &none
-	}
-	if rb == nil {
-		rb = &none
-	}
+	ra, rb := orNone(a, &none), orNone(b, &none)
 	var newer Source
 	for i := range ra.Values {
 		kind, ok := diffKind(FieldID(i), ra.Values[i], rb.Values[i])
@@ -64,17 +58,30 @@ func AppendDiff(dst []Difference, a, b *Record) []Difference {
 			newer = Newer(ra.LastUpdated, rb.LastUpdated)
 			dst = slices.Grow(dst, NumFields-i) // one allocation at most
 		}
-		dst = append(dst, Difference{
-			Field:        FieldID(i),
-			Kind:         kind,
-			A:            ra.Values[i],
-			B:            rb.Values[i],
-			ALastUpdated: ra.LastUpdated,
-			BLastUpdated: rb.LastUpdated,
-			NewerSource:  newer,
-		})
+		dst = append(dst, difference(FieldID(i), kind, ra, rb, newer))
 	}
 	return dst
+}
+
+// orNone returns r, or none (an empty record) when r is nil.
+func orNone(r, none *Record) *Record {
+	if r == nil {
+		return none
+	}
+	return r
+}
+
+// difference builds the Difference of field id between ra and rb.
+func difference(id FieldID, kind DiffKind, ra, rb *Record, newer Source) Difference {
+	return Difference{
+		Field:        id,
+		Kind:         kind,
+		A:            ra.Values[id],
+		B:            rb.Values[id],
+		ALastUpdated: ra.LastUpdated,
+		BLastUpdated: rb.LastUpdated,
+		NewerSource:  newer,
+	}
 }
 
 // diffKind classifies field id's values x (System A) and y (System B);

@@ -21,13 +21,7 @@ func Merge(a, b *Record, rules Rules) Result {
 		return res
 	}
 	var none Record
-	ra, rb := a, b
-	if ra == nil {
-		ra = &none
-	}
-	if rb == nil {
-		rb = &none
-	}
+	ra, rb := orNone(a, &none), orNone(b, &none)
 	res.A, res.B = ra.LastUpdated, rb.LastUpdated
 	newer := Newer(res.A, res.B)
 	if newer == SystemB {
@@ -63,15 +57,7 @@ func Merge(a, b *Record, rules Rules) Result {
 			res.Conflicts = make([]Resolution, 0, NumFields-i) // one allocation at most
 		}
 		res.Conflicts = append(res.Conflicts, Resolution{
-			Difference: Difference{
-				Field:        id,
-				Kind:         kind,
-				A:            ra.Values[i],
-				B:            rb.Values[i],
-				ALastUpdated: res.A,
-				BLastUpdated: res.B,
-				NewerSource:  newer,
-			},
+			Difference:   difference(id, kind, ra, rb, newer),
 			ResolvedFrom: from,
 			Rule:         rule,
 		})
