@@ -224,10 +224,11 @@ type snapshotA struct{ *systema.Snapshot }
 func (s snapshotA) Lookup(ctx context.Context, key string) (*merge.Record, error) {
 	ctx, end := tracing.Start(ctx, tracing.SpanSQLiteQuery)
 	rec, err := s.Snapshot.Lookup(ctx, key)
-	end(err)
 	if errors.Is(err, systema.ErrNotFound) {
+		end(nil) // "not found" is an answer, not a failure
 		return nil, unified.ErrNotFound
 	}
+	end(err)
 	return rec, err
 }
 

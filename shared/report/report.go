@@ -135,7 +135,10 @@ func (f *FileStore) Location(key string) string { return "file://" + filepath.Jo
 
 // PutIfAbsent implements Store.
 func (f *FileStore) PutIfAbsent(ctx context.Context, key string, body io.ReadSeeker, _ string) error {
-	dst := filepath.Join(f.Dir, filepath.FromSlash(key))
+	dst, err := f.path(key)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("report: put %s: %w", key, err)
 	}
@@ -166,7 +169,11 @@ func (f *FileStore) PutIfAbsent(ctx context.Context, key string, body io.ReadSee
 
 // Get implements Store.
 func (f *FileStore) Get(_ context.Context, key string) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(f.Dir, filepath.FromSlash(key)))
+	p, err := f.path(key)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("report: get %s: %w", key, ErrNotExist)
 	}
@@ -174,4 +181,12 @@ func (f *FileStore) Get(_ context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("report: get %s: %w", key, err)
 	}
 	return b, nil
+}
+
+// path maps key below Dir, refusing keys that would leave it.
+func (f *FileStore) path(key string) (string, error) {
+	if !filepath.IsLocal(filepath.FromSlash(key)) {
+		return "", fmt.Errorf("report: key %q leaves the report directory", key)
+	}
+	return filepath.Join(f.Dir, filepath.FromSlash(key)), nil
 }
