@@ -7,6 +7,14 @@ import (
 	"unicode/utf8"
 )
 
+// The joiners that internationalised domain names and local parts may need
+// (IDNA2008 CONTEXTJ); every other format character (Unicode Cf: zero-width
+// space, bidi overrides, soft hyphen, BOM) is refused as invisible.
+const (
+	zwnj = '\u200c'
+	zwj  = '\u200d'
+)
+
 // Limits of ParseEmail, in bytes (RFC 5321's path and local-part limits).
 const (
 	MaxEmailLen = 254
@@ -16,7 +24,8 @@ const (
 // ParseEmail validates an email (as a user typed it) and returns its join
 // key (see Key). It is a pragmatic check, not RFC 5322: after trimming, the
 // address is non-empty, at most MaxEmailLen bytes, valid UTF-8, free of
-// control characters, whitespace, '/' and '\', and has exactly one '@'
+// control characters, whitespace, invisible format characters (other than
+// the zero-width joiners), '/' and '\', and has exactly one '@'
 // between a non-empty local part of at most MaxLocalLen bytes ('+' and
 // non-ASCII allowed) and a domain of non-empty dot-separated labels that do
 // not start or end with '-'. Errors wrap ErrInvalidEmail and say why without
@@ -46,6 +55,8 @@ func emailProblem(email string) string {
 			return "contains a control character"
 		case unicode.IsSpace(r):
 			return "contains whitespace"
+		case unicode.Is(unicode.Cf, r) && r != zwnj && r != zwj:
+			return "contains an invisible formatting character"
 		case r == '/' || r == '\\':
 			return `contains '/' or '\'`
 		case r == '@':

@@ -17,6 +17,7 @@ func TestParseEmail(t *testing.T) {
 		{"hyphen inside label", "a@my-shop.example", "a@my-shop.example"},
 		{"single label domain", "root@localhost", "root@localhost"},
 		{"local part at limit", strings.Repeat("a", 64) + "@x.io", strings.Repeat("a", 64) + "@x.io"},
+		{"zero-width non-joiner", "a\u200cb@example.ir", "a\u200cb@example.ir"},
 		{"quote in local part", "o'brien@example.ie", "o'brien@example.ie"},
 	}
 	for _, tt := range valid {
@@ -44,6 +45,9 @@ func TestParseEmail(t *testing.T) {
 		{"C1 control", "anna\u0085x@example.com", "control character"},
 		{"inner space", "anna schmidt@example.com", "whitespace"},
 		{"no-break space", "anna\u00a0@example.com", "whitespace"},
+		{"zero-width space", "an\u200bna@example.com", "invisible formatting character"},
+		{"bidi override", "anna\u202e@example.com", "invisible formatting character"},
+		{"byte order mark", "\ufeffanna@example.com", "invisible formatting character"},
 		{"slash", "../../etc/passwd@example.com", "'/'"},
 		{"encoded slash stays literal", "a%2Fb@example.com", ""},
 		{"backslash", `anna\x@example.com`, "'/'"},

@@ -217,7 +217,7 @@ func FuzzParseRules(f *testing.F) {
 // sentinel's: fixed phrases, so an error can never echo the address.
 var emailReasons = map[string]bool{
 	"empty": true, "longer than 254 bytes": true, "not valid UTF-8": true,
-	"contains a control character": true, "contains whitespace": true, `contains '/' or '\'`: true,
+	"contains a control character": true, "contains whitespace": true, "contains an invisible formatting character": true, `contains '/' or '\'`: true,
 	"must contain exactly one '@'": true, "empty local part before '@'": true,
 	"local part longer than 64 bytes": true, "empty domain after '@'": true,
 	"domain has an empty label (leading, trailing or double '.')": true,
