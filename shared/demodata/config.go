@@ -258,6 +258,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: now %s is before exportedAt %s", ErrInvalidConfig, c.Now.Format(time.RFC3339), c.ExportedAt.Format(time.RFC3339))
 	case c.ExportedAt.Year() < 2000:
 		return fmt.Errorf("%w: exportedAt %s is before the year 2000", ErrInvalidConfig, c.ExportedAt.Format(time.RFC3339))
+	case c.Now.Year() > 9999:
+		return fmt.Errorf("%w: now is after the year 9999 (not RFC 3339)", ErrInvalidConfig)
 	}
 	return c.Mix.Validate()
 }

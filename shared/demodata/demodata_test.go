@@ -485,6 +485,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "huge n", cfg: Config{N: MaxN + 1}, wantErr: "n="},
 		{name: "now before export", cfg: Config{ExportedAt: at, Now: at.Add(-time.Second)}, wantErr: "before exportedAt"},
 		{name: "ancient export", cfg: Config{ExportedAt: time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC)}, wantErr: "year 2000"},
+		{name: "far future", cfg: Config{Now: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, wantErr: "9999"},
 		{name: "bad mix", cfg: Config{Mix: Mix{InSync: 0.5}}, wantErr: "sum to"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -169,7 +169,7 @@ func (s *stream) next(i int) Pair {
 	b = appendPadded(b, i, s.g.width)
 	if rng.IntN(100) < 6 {
 		b = append(b, '+')
-		b = append(b, strings.ToLower(emailTags[rng.IntN(len(emailTags))])...)
+		b = append(b, emailTags[rng.IntN(len(emailTags))]...)
 	}
 	b = append(b, '@')
 	b = append(b, emailDomains[rng.IntN(10)/7]...) // 70% .com, 30% .org

@@ -80,6 +80,6 @@ var tiers = []string{"bronze", "silver", "gold", "platinum"}
 // tierWeights are cumulative per-mille weights of tiers.
 var tierWeights = []int{500, 800, 950, 1000}
 
-var emailTags = []string{"shop", "news", "billing", "Work"}
+var emailTags = []string{"shop", "news", "billing", "work"}
 
 var emailDomains = []string{"example.com", "example.org"}
