@@ -95,7 +95,10 @@ func New(ctx context.Context, o Options) (*App, error) {
 			return nil, fmt.Errorf("%s: AWS configuration: %w", o.Function, err)
 		}
 		tracing.InstrumentAWS(&awsCfg)
-		a.s3 = s3.NewFromConfig(awsCfg)
+		// A local or S3-compatible endpoint (AWS_ENDPOINT_URL_S3, read by the
+		// SDK itself) is addressed path-style: bucket.127.0.0.1 does not resolve.
+		customEndpoint := o.Getenv("AWS_ENDPOINT_URL_S3") != "" || o.Getenv("AWS_ENDPOINT_URL") != ""
+		a.s3 = s3.NewFromConfig(awsCfg, func(so *s3.Options) { so.UsePathStyle = customEndpoint })
 	}
 
 	src, err := systema.NewSource(snapURI, a.s3)

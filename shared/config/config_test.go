@@ -1,0 +1,84 @@
+package config_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme/unified-customer-service/shared/config"
+	"github.com/acme/unified-customer-service/shared/merge"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func valid() map[string]string {
+	return map[string]string{
+		config.EnvSnapshotURI:      "s3://snapshots/customers.db",
+		config.EnvSystemBURL:       "https://systemb.example.com/v1",
+		config.EnvSystemBToken:     "t0ken",
+		config.EnvReportURI:        "s3://reports/runs",
+		config.EnvMergeRules:       "",
+		config.EnvLogLevel:         "",
+		config.EnvSystemBTimeoutMS: "",
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := config.Load(env(valid()), config.Need{Report: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SnapshotRefresh != 60*time.Second || c.SystemBTimeout != 2*time.Second || c.MetricsNamespace != "UnifiedCustomerService" {
+		t.Errorf("defaults: %+v", c)
+	}
+	if c.Rules.For(merge.FieldLoyaltyTier) != merge.RuleSystemA || c.Rules.For(merge.FieldPhone) != merge.RuleNewest {
+		t.Errorf("default rules = %s", c.Rules)
+	}
+}
+
+func TestLoadErrorsNameTheSetting(t *testing.T) {
+	tests := []struct {
+		name    string
+		set     map[string]string
+		need    config.Need
+		setting string
+	}{
+		{"missing snapshot", map[string]string{config.EnvSnapshotURI: ""}, config.Need{}, config.EnvSnapshotURI},
+		{"snapshot without key", map[string]string{config.EnvSnapshotURI: "s3://bucket"}, config.Need{}, config.EnvSnapshotURI},
+		{"relative file snapshot", map[string]string{config.EnvSnapshotURI: "file://rel/x.db"}, config.Need{}, config.EnvSnapshotURI},
+		{"http snapshot", map[string]string{config.EnvSnapshotURI: "https://x/y.db"}, config.Need{}, config.EnvSnapshotURI},
+		{"missing System B URL", map[string]string{config.EnvSystemBURL: ""}, config.Need{}, config.EnvSystemBURL},
+		{"relative System B URL", map[string]string{config.EnvSystemBURL: "systemb/v1"}, config.Need{}, config.EnvSystemBURL},
+		{"no token at all", map[string]string{config.EnvSystemBToken: ""}, config.Need{}, config.EnvSystemBTokenSecretARN},
+		{"secret that is no ARN", map[string]string{config.EnvSystemBToken: "", config.EnvSystemBTokenSecretARN: "mysecret"}, config.Need{}, config.EnvSystemBTokenSecretARN},
+		{"timeout not a number", map[string]string{config.EnvSystemBTimeoutMS: "2s"}, config.Need{}, config.EnvSystemBTimeoutMS},
+		{"negative refresh", map[string]string{config.EnvSnapshotRefreshSeconds: "-5"}, config.Need{}, config.EnvSnapshotRefreshSeconds},
+		{"bad rules", map[string]string{config.EnvMergeRules: "phone=oldest"}, config.Need{}, config.EnvMergeRules},
+		{"bad log level", map[string]string{config.EnvLogLevel: "verbose"}, config.Need{}, config.EnvLogLevel},
+		{"report needed and missing", map[string]string{config.EnvReportURI: ""}, config.Need{Report: true}, config.EnvReportURI},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := valid()
+			for k, v := range tt.set {
+				m[k] = v
+			}
+			_, err := config.Load(env(m), tt.need)
+			if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tt.setting) {
+				t.Errorf("err = %v, want one naming %s", err, tt.setting)
+			}
+			if err != nil && strings.Contains(err.Error(), "t0ken") {
+				t.Errorf("the error leaks the token: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadReportNotNeeded(t *testing.T) {
+	m := valid()
+	m[config.EnvReportURI] = ""
+	if _, err := config.Load(env(m), config.Need{}); err != nil {
+		t.Errorf("lookup and sync do not need REPORT_URI: %v", err)
+	}
+}

@@ -1,0 +1,153 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/acme/unified-customer-service/shared/config"
+	"github.com/acme/unified-customer-service/shared/testkit"
+)
+
+// node walks a yaml.Node mapping by keys; nil when a key is missing.
+func node(n *yaml.Node, keys ...string) *yaml.Node {
+	for _, k := range keys {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+			}
+		}
+		n = next
+	}
+	return n
+}
+
+func mapKeys(n *yaml.Node) []string {
+	var out []string
+	if n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i < len(n.Content); i += 2 {
+			out = append(out, n.Content[i].Value)
+		}
+	}
+	return out
+}
+
+func loadTemplate(t *testing.T) (*yaml.Node, string) {
+	t.Helper()
+	root := testkit.Root(t)
+	b, err := os.ReadFile(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Content[0], root
+}
+
+// functionDirs maps the template's logical IDs to their folders.
+var functionDirs = map[string]string{
+	"LookupFunction": "lookup", "SyncFunction": "sync", "ReconcileFunction": "reconcile",
+}
+
+func TestTemplateFunctionsAreComplete(t *testing.T) {
+	tpl, root := loadTemplate(t)
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	resources := node(tpl, "Resources")
+	for _, id := range mapKeys(resources) {
+		res := node(resources, id)
+		if node(res, "Type").Value != "AWS::Serverless::Function" {
+			continue
+		}
+		found = append(found, id)
+		t.Run(id, func(t *testing.T) {
+			dir, ok := functionDirs[id]
+			if !ok {
+				t.Fatalf("function %s is not known to this test; add it to functionDirs", id)
+			}
+			if _, err := os.Stat(filepath.Join(root, "functions", dir, "main.go")); err != nil {
+				t.Errorf("functions/%s/main.go: %v", dir, err)
+			}
+			if !regexp.MustCompile(`(?m)^build-` + id + `:\n\t\$\(call build_function,` + dir + `\)`).Match(makefile) {
+				t.Errorf("Makefile has no build-%s target building ./functions/%s", id, dir)
+			}
+			if node(res, "Metadata", "BuildMethod").Value != "makefile" {
+				t.Errorf("%s: Metadata.BuildMethod is not makefile", id)
+			}
+			if len(testkit.Events(t, dir+"-")) == 0 {
+				t.Errorf("no events/%s-*.json fixture for %s", dir, id)
+			}
+		})
+	}
+	slices.Sort(found)
+	if want := []string{"LookupFunction", "ReconcileFunction", "SyncFunction"}; !slices.Equal(found, want) {
+		t.Errorf("template functions = %v, want %v", found, want)
+	}
+}
+
+func TestTemplateSetsEverySetting(t *testing.T) {
+	tpl, _ := loadTemplate(t)
+	set := map[string]bool{}
+	for _, k := range mapKeys(node(tpl, "Globals", "Function", "Environment", "Variables")) {
+		set[k] = true
+	}
+	for _, k := range mapKeys(node(tpl, "Resources", "ReconcileFunction", "Properties", "Environment", "Variables")) {
+		set[k] = true
+	}
+	for _, name := range config.Settings {
+		if !set[name] {
+			t.Errorf("the code reads %s but template.yaml does not set it", name)
+		}
+	}
+	for name := range set {
+		if !slices.Contains(config.Settings, name) {
+			t.Errorf("template.yaml sets %s but config.Settings does not list it", name)
+		}
+	}
+}
+
+// TestTemplateRoutesMatchSecurity keeps the HttpApi DefinitionBody (which
+// carries each route's authorizer) and the functions' HttpApi events equal.
+func TestTemplateRoutesMatchSecurity(t *testing.T) {
+	tpl, _ := loadTemplate(t)
+	var events []string
+	resources := node(tpl, "Resources")
+	for _, id := range mapKeys(resources) {
+		evs := node(resources, id, "Properties", "Events")
+		for _, name := range mapKeys(evs) {
+			ev := node(evs, name)
+			if node(ev, "Type").Value == "HttpApi" {
+				events = append(events, strings.ToLower(node(ev, "Properties", "Method").Value)+" "+node(ev, "Properties", "Path").Value)
+			}
+		}
+	}
+	var secured []string
+	paths := node(resources, "HttpApi", "Properties", "DefinitionBody", "paths")
+	for _, p := range mapKeys(paths) {
+		for _, m := range mapKeys(node(paths, p)) {
+			if node(paths, p, m, "security") == nil {
+				t.Errorf("%s %s has no security", m, p)
+			}
+			secured = append(secured, m+" "+p)
+		}
+	}
+	slices.Sort(events)
+	slices.Sort(secured)
+	if !slices.Equal(events, secured) || len(events) != 2 {
+		t.Errorf("HttpApi events %v != DefinitionBody operations %v", events, secured)
+	}
+}
