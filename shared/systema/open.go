@@ -276,19 +276,23 @@ func columns() []string {
 
 // The queries, built from the declarative field table.
 var (
-	columnList = strings.Join(columns(), ", ")
 	// selectByKey finds the row whose email equals an ASCII key, ignoring
 	// ASCII case (the NOCASE key index).
-	selectByKey = "SELECT " + columnList + " FROM customers WHERE email = ?1 COLLATE NOCASE"
+	selectByKey = "SELECT " + rowExpr + " FROM customers WHERE email = ?1 COLLATE NOCASE"
 	// selectByRange scans a NOCASE key range (see Lookup).
-	selectByRange = "SELECT " + columnList + " FROM customers WHERE email >= ?1 COLLATE NOCASE AND email < ?2 COLLATE NOCASE"
+	selectByRange = "SELECT " + rowExpr + " FROM customers WHERE email >= ?1 COLLATE NOCASE AND email < ?2 COLLATE NOCASE"
 	// selectAll streams every row in NOCASE order (the key index).
-	selectAll = "SELECT " + columnList + " FROM customers ORDER BY email COLLATE NOCASE"
+	selectAll = "SELECT " + rowExpr + " FROM customers ORDER BY email COLLATE NOCASE"
 	// selectOdd streams the rows whose join key is not their ASCII-lowered
-	// email, ordered by join key then email bytes. The GLOB (any character
-	// outside '!'..'~') is a cheap superset filter evaluated inside SQLite:
-	// such rows need a non-ASCII or whitespace character; oddKeyFunc decides.
-	selectOdd = "SELECT " + columnList + ", " + oddKeyFunc + "(email) AS k FROM customers" +
-		" WHERE email GLOB '*[^!-~]*' AND " + oddKeyFunc + "(email) IS NOT NULL" +
+	// email, ordered by join key then email bytes. oddPrefilter, evaluated
+	// inside SQLite, keeps only rows that may be odd; oddKeyFunc decides.
+	selectOdd = "SELECT " + rowExpr + ", " + oddKeyFunc + "(email) AS k FROM customers" +
+		" WHERE " + oddPrefilter + " AND " + oddKeyFunc + "(email) IS NOT NULL" +
 		" ORDER BY k, email COLLATE BINARY"
 )
+
+// oddPrefilter is a cheap superset of the odd rows: an odd email has a
+// character outside '!'..'~' (non-ASCII, whitespace, control) that GLOB
+// sees, or a NUL byte, which hides the rest of the text from GLOB and
+// length() but not from octet_length().
+const oddPrefilter = "(email GLOB '*[^!-~]*' OR length(email) != octet_length(email))"

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/acme/unified-customer-service/shared/merge"
 )
@@ -87,14 +89,15 @@ func (h *Snapshot) check() error {
 // Lookup returns the customer whose join key (merge.Key) is merge.Key(email):
 // case-insensitive, also for non-ASCII letters. ErrNotFound when absent.
 //
-// The key index folds ASCII case only, so Lookup reads the index for the
-// key's ASCII prefix (equality for an ASCII key; for a non-ASCII key the rows
-// that continue that prefix with a non-ASCII byte) and keeps the rows whose
-// merge.Key matches. If several rows share the key (possible only with
-// non-ASCII case variants), Lookup returns the one All yields first. Not
-// found by Lookup (yet yielded by All): emails whose lower-casing changes
-// their ASCII prefix (U+212A KELVIN SIGN, U+0130) or that carry surrounding
-// whitespace; snapshots do not contain such emails in practice.
+// The key index folds ASCII case only, so for a key with non-ASCII letters
+// Lookup probes the index once per non-ASCII case variant of the key ("jörg"
+// and "jÖrg"; at most maxProbes, else it scans the index range of the key's
+// ASCII prefix) and keeps the rows whose merge.Key matches. If several rows
+// share the key (possible only with non-ASCII case variants), Lookup returns
+// the one All yields first. Not found by Lookup (yet yielded by All): emails
+// with surrounding whitespace or whose lower-casing turns a non-ASCII letter
+// into an ASCII one (U+212A KELVIN SIGN, U+0130); System A's emails are not
+// like that in practice.
 func (h *Snapshot) Lookup(ctx context.Context, email string) (*merge.Record, error) {
 	if err := h.check(); err != nil {
 		return nil, fmt.Errorf("systema: lookup: %w", err)
@@ -103,48 +106,115 @@ func (h *Snapshot) Lookup(ctx context.Context, email string) (*merge.Record, err
 	if key == "" {
 		return nil, fmt.Errorf("systema: lookup: empty key: %w", ErrNotFound)
 	}
-	var rows *sql.Rows
-	var err error
+	var m match
 	if i := firstNonASCII(key); i < 0 {
-		rows, err = h.s.byKey.QueryContext(ctx, key)
-	} else {
-		p := key[:i]
-		rows, err = h.s.byRange.QueryContext(ctx, p+"\x80", p+"\xff")
+		if err := m.query(ctx, key, h.s.byKey, key); err != nil {
+			return nil, err
+		}
+	} else if probes := caseVariants(key, maxProbes); probes != nil {
+		for _, p := range probes {
+			if err := m.query(ctx, key, h.s.byKey, p); err != nil {
+				return nil, err
+			}
+		}
+	} else if err := m.query(ctx, key, h.s.byRange, key[:i]+"\x80", key[:i]+"\xff"); err != nil {
+		return nil, err
 	}
+	if m.best == nil {
+		return nil, ErrNotFound
+	}
+	return m.best, nil
+}
+
+// maxProbes bounds the index probes of one Lookup.
+const maxProbes = 16
+
+// match collects Lookup's candidate rows and keeps the first in All's order.
+type match struct {
+	sc      scanner
+	best    *merge.Record
+	bestOdd bool
+}
+
+// query runs stmt with args and considers the rows whose key is key.
+func (m *match) query(ctx context.Context, key string, stmt *sql.Stmt, args ...any) error {
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
-		return nil, fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, err)
+		return fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, err)
 	}
 	defer rows.Close()
-	var sc scanner
-	sc.init(false)
-	var best *merge.Record
-	bestOdd := false
+	if m.sc.dest == nil {
+		m.sc.init(false)
+	}
 	for rows.Next() {
-		rec, _, err := sc.scan(rows)
+		rec, _, err := m.sc.scan(rows)
 		if rec == nil {
-			return nil, fmt.Errorf("systema: lookup: %w", err)
+			continue // a row without an email is nobody's
 		}
 		email := rec.Values[merge.FieldEmail]
 		k, odd := oddKey(email)
 		if k != key {
-			continue // another customer sharing the prefix (its data errors are not ours)
+			continue // another customer in the range (its data errors are not ours)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("systema: lookup: %w", err)
+			return fmt.Errorf("systema: lookup: %w", err)
 		}
 		// All's order among rows sharing a key: the regular row, then the
 		// odd ones by email bytes.
-		if best == nil || (bestOdd && !odd) || (odd == bestOdd && email < best.Values[merge.FieldEmail]) {
-			best, bestOdd = rec, odd
+		if m.best == nil || (m.bestOdd && !odd) || (odd == m.bestOdd && email < m.best.Values[merge.FieldEmail]) {
+			m.best, m.bestOdd = rec, odd
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, err)
+		return fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, err)
 	}
-	if best == nil {
-		return nil, ErrNotFound
+	return nil
+}
+
+// caseVariants returns key with each non-ASCII rune replaced, in every
+// combination, by each rune that lower-cases to it: every string that
+// NOCASE-equals an email whose join key is key. nil when there would be more
+// than max.
+func caseVariants(key string, max int) []string {
+	out := []string{""}
+	done := 0 // key[:done] is in out
+	for i := 0; i < len(key); {
+		r, size := utf8.DecodeRuneInString(key[i:])
+		if r < utf8.RuneSelf {
+			i += size
+			continue
+		}
+		vs := runeVariants(r)
+		if len(vs) > 1 {
+			if len(out)*len(vs) > max {
+				return nil
+			}
+			next := make([]string, 0, len(out)*len(vs))
+			for _, p := range out {
+				for _, v := range vs {
+					next = append(next, p+key[done:i]+string(v))
+				}
+			}
+			out, done = next, i+size
+		}
+		i += size
 	}
-	return best, nil
+	for i := range out {
+		out[i] += key[done:]
+	}
+	return out
+}
+
+// runeVariants returns r and every other rune of its case-folding orbit
+// that lower-cases to r.
+func runeVariants(r rune) []rune {
+	vs := []rune{r}
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if unicode.ToLower(f) == r {
+			vs = append(vs, f)
+		}
+	}
+	return vs
 }
 
 // oddKey returns merge.Key(email) and whether it differs from email with
@@ -178,70 +248,6 @@ func firstNonASCII(s string) int {
 		}
 	}
 	return -1
-}
-
-// scanner turns customers rows (columns() order, optionally followed by a
-// key column) into Records.
-type scanner struct {
-	text [merge.NumFields + 1]sql.NullString // last_updated at NumFields
-	flag [merge.NumFields]sql.NullInt64      // KindBool fields
-	key  sql.NullString
-	dest []any
-}
-
-func (sc *scanner) init(withKey bool) {
-	sc.dest = make([]any, 0, merge.NumFields+2)
-	for i, f := range merge.Fields {
-		if f.Kind == merge.KindBool {
-			sc.dest = append(sc.dest, &sc.flag[i])
-		} else {
-			sc.dest = append(sc.dest, &sc.text[i])
-		}
-	}
-	sc.dest = append(sc.dest, &sc.text[merge.NumFields])
-	if withKey {
-		sc.dest = append(sc.dest, &sc.key)
-	}
-}
-
-// scan reads the current row and its key column (if any). A row that
-// breaks the contract is an error wrapping ErrBadData that names the column,
-// never the values; the record is then still returned when its email could
-// be read (so callers can tell whose row it is), nil otherwise.
-func (sc *scanner) scan(rows *sql.Rows) (*merge.Record, string, error) {
-	if err := rows.Scan(sc.dest...); err != nil {
-		return nil, "", fmt.Errorf("%w: %w", ErrBadData, err)
-	}
-	rec := &merge.Record{}
-	var err error
-	for i, f := range merge.Fields {
-		if f.Kind != merge.KindBool {
-			rec.Values[i] = sc.text[i].String
-			continue
-		}
-		switch b := sc.flag[i]; {
-		case !b.Valid:
-		case b.Int64 == 1:
-			rec.Values[i] = "true"
-		case b.Int64 == 0:
-			rec.Values[i] = "false"
-		default:
-			err = fmt.Errorf("%w: %s is neither 1, 0 nor NULL", ErrBadData, f.Column)
-		}
-	}
-	if rec.Values[merge.FieldEmail] == "" {
-		return nil, "", fmt.Errorf("%w: a row has no email", ErrBadData)
-	}
-	if err != nil {
-		return rec, sc.key.String, err
-	}
-	lu := sc.text[merge.NumFields]
-	t, perr := time.Parse(time.RFC3339, lu.String)
-	if !lu.Valid || perr != nil {
-		return rec, sc.key.String, fmt.Errorf("%w: last_updated is not RFC 3339", ErrBadData)
-	}
-	rec.LastUpdated = t.UTC()
-	return rec, sc.key.String, nil
 }
 
 // Open validates the local snapshot file at path and opens it in place,

@@ -289,7 +289,7 @@ func FuzzOddKeyGlob(f *testing.F) {
 			return
 		}
 		var match bool
-		if err := db.QueryRow("SELECT ? GLOB '*[^!-~]*'", email).Scan(&match); err != nil {
+		if err := db.QueryRow("SELECT "+oddPrefilter+" FROM (SELECT ? AS email)", email).Scan(&match); err != nil {
 			t.Fatal(err)
 		}
 		if !match {
