@@ -1,0 +1,170 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/acme/unified-customer-service/cmd/local/internal/demo"
+	"github.com/acme/unified-customer-service/cmd/local/internal/stack"
+)
+
+func (a *App) cmdUp(ctx context.Context, args []string) error {
+	fs, o := a.newFlags("up", "local up: the whole local stack: embedded S3 (:9000) and System B simulator (:8081) with demo data,\nthe functions built for this machine, start-api (:3000) and start-lambda (:3001), until Ctrl-C.")
+	fs.StringVar(&o.host, "host", "127.0.0.1", "address to bind start-api and start-lambda")
+	fs.IntVar(&o.apiPort, "api-port", 3000, "start-api's port")
+	fs.IntVar(&o.lambdaPort, "lambda-port", 3001, "start-lambda's port")
+	fs.BoolVar(&o.allowRemote, "allow-non-loopback", false, "allow --host to be reachable from other machines (no authentication!)")
+	if err := fs.Set("embedded", "on"); err != nil {
+		return err
+	}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{"up takes no arguments"}
+	}
+	if err := checkHost(o.host, o.allowRemote); err != nil {
+		return err
+	}
+	mode, err := stack.ParseMode(o.embedded)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	apiLn, err := listen(o.host, o.apiPort)
+	if err != nil {
+		return err
+	}
+	defer apiLn.Close()
+	lambdaLn, err := listen(o.host, o.lambdaPort)
+	if err != nil {
+		return err
+	}
+	defer lambdaLn.Close()
+	p, err := a.openProject(ctx, o, nil, mode)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	api, lambda := a.apiServer(p, apiLn), a.lambdaServer(ctx, p, lambdaLn)
+	printBanner(a.Stdout, banner{
+		API: api.url, Lambda: lambda.url, S3: p.s3URL, Buckets: p.buckets,
+		SystemB: p.stack.SystemBURL, Token: p.stack.SystemBToken,
+		Region: p.tpl.Region, Functions: p.funcs.Names(),
+		Seeded: p.stack.Demo != nil || (!p.stack.S3Started && !p.stack.SimStarted),
+		Lookup: routeOf(p, "GET", "{email}"), Sync: routeOf(p, "POST", "sync"),
+		Scheduled: scheduledFunction(p), Template: o.template,
+	})
+	return a.serve(ctx, api, lambda)
+}
+
+// routeOf finds the function and path of a route by method and a path
+// fragment, so the banner follows the template.
+func routeOf(p *project, method, fragment string) [2]string {
+	for _, r := range p.tpl.SortedRoutes() {
+		if r.Method == method && strings.Contains(r.Path, fragment) {
+			return [2]string{r.Function, r.Path}
+		}
+	}
+	return [2]string{}
+}
+
+func scheduledFunction(p *project) string {
+	for _, f := range p.tpl.Functions {
+		if len(f.Schedules) > 0 {
+			return f.LogicalID
+		}
+	}
+	return ""
+}
+
+// banner is what `up` prints: the endpoints and commands that work as printed.
+type banner struct {
+	API, Lambda, S3 string
+	Buckets         []string
+	SystemB, Token  string
+	Region          string
+	Functions       []string
+	Seeded          bool
+	Lookup, Sync    [2]string // function, path
+	Scheduled       string
+	Template        string
+}
+
+func printBanner(w io.Writer, b banner) {
+	show := demo.ShowcaseCustomers()
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p("")
+	p("The local stack is up (Ctrl-C stops it):")
+	p("  HTTP API (API Gateway payload 2.0)  %s", b.API)
+	p("  Lambda Invoke API                   %s  (%s)", b.Lambda, strings.Join(b.Functions, ", "))
+	if b.S3 != "" {
+		p("  S3                                  %s  (buckets: %s)", b.S3, strings.Join(b.Buckets, ", "))
+	}
+	if b.SystemB != "" {
+		p("  System B simulator                  %s  (faults: %s/_sim/)", b.SystemB, b.SystemB)
+	}
+	if !b.Seeded {
+		p("")
+		p("(Demo data was not loaded: the examples below need it.)")
+	}
+	lookupPath := func(email string) string {
+		return strings.Replace(b.Lookup[1], "{email}", url.PathEscape(email), 1)
+	}
+	p("")
+	p("Try:")
+	if b.Lookup[0] != "" {
+		p("  # a customer in both systems with a real conflict (System B is newer)")
+		p("  curl -s %s%s", b.API, lookupPath(show.Conflict))
+	}
+	if b.Sync[0] != "" {
+		p("  # the field-level conflicts, without merging")
+		p(`  curl -s -X POST %s%s -H 'content-type: application/json' -d '{"email":"%s"}'`, b.API, b.Sync[1], show.Conflict)
+	}
+	if b.Lookup[0] != "" {
+		ev, _ := json.Marshal(map[string]any{ // plain maps always marshal
+			"version": "2.0", "routeKey": "GET " + b.Lookup[1], "rawPath": lookupPath(show.InSync),
+			"pathParameters": map[string]string{"email": show.InSync},
+			"requestContext": map[string]any{"http": map[string]string{"method": "GET", "path": lookupPath(show.InSync)}},
+		})
+		p("  # the same function through the Lambda Invoke API, with the AWS CLI")
+		p("  aws lambda invoke --endpoint-url %s --no-sign-request --region %s --function-name %s --cli-binary-format raw-in-base64-out --payload '%s' /dev/stdout",
+			b.Lambda, b.Region, b.Lookup[0], ev)
+		if b.SystemB != "" {
+			p("  # a partial result: take System B down, look up, bring it back")
+			p(`  curl -s -X PUT %s/_sim/faults -d '{"down":true}'`, b.SystemB)
+			p("  curl -s %s%s", b.API, lookupPath(show.InSync))
+			p("  curl -s -X POST %s/_sim/reset", b.SystemB)
+			p("  # change System B and watch a conflict appear")
+			p(`  curl -s -X PATCH %s/customers/%s -H 'authorization: Bearer %s' -H 'content-type: application/json' -d '{"loyaltyTier":"platinum"}'`,
+				b.SystemB, url.PathEscape(show.InSync), b.Token)
+			p("  curl -s %s%s", b.API, lookupPath(show.InSync))
+		}
+	}
+	if b.Scheduled != "" {
+		p("  # the nightly reconciliation, now; then its report")
+		p("  go run ./cmd/local schedule %s -t %s", b.Scheduled, b.Template)
+		if b.S3 != "" {
+			p("  aws s3 ls --endpoint-url %s --no-sign-request --region %s --recursive s3://%s/", b.S3, b.Region, reportBucket(b.Buckets))
+		}
+	}
+	p("")
+}
+
+// reportBucket guesses the report bucket for the banner: the one that is
+// not the snapshot's, else the first.
+func reportBucket(buckets []string) string {
+	for _, b := range buckets {
+		if strings.Contains(b, "report") {
+			return b
+		}
+	}
+	if len(buckets) > 0 {
+		return buckets[0]
+	}
+	return ""
+}

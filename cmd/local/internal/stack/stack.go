@@ -1,0 +1,185 @@
+// Package stack runs the local loop's embedded services: the S3 server
+// (s3local) with the template's buckets, the System B simulator (bsim), and
+// the demo data (demo) seeded into the services it started. A service that
+// already listens on its address (another `local up`) is used as it is.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
+	"github.com/acme/unified-customer-service/cmd/local/internal/demo"
+	"github.com/acme/unified-customer-service/cmd/local/internal/s3local"
+)
+
+// Mode says whether to start an embedded service.
+type Mode string
+
+// The modes.
+const (
+	// Auto starts the service unless something already listens on its
+	// address, which is then used as it is.
+	Auto Mode = "auto"
+	// On starts the service; its address must be free.
+	On Mode = "on"
+	// Off starts nothing.
+	Off Mode = "off"
+)
+
+// ParseMode parses --embedded.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case Auto, On, Off:
+		return m, nil
+	}
+	return "", fmt.Errorf("stack: --embedded must be auto, on or off, not %q", s)
+}
+
+// Config says which services to run and where.
+type Config struct {
+	S3   Mode // the embedded S3 server
+	BSim Mode // the System B simulator
+
+	S3Addr   string   // default s3local.DefaultAddr
+	S3Dir    string   // the S3 store; default s3local.DefaultDir
+	Buckets  []string // created (versioned) in a started S3
+	BSimAddr string   // default bsim.DefaultAddr
+
+	// Seed loads the demo data into the services this call starts: the
+	// snapshot to SnapshotBucket/SnapshotKey, the customers into the
+	// simulator.
+	Seed           bool
+	DemoDir        string // default demo.DefaultDir
+	SnapshotBucket string
+	SnapshotKey    string
+
+	Log io.Writer // progress lines; default io.Discard
+}
+
+// Stack is the running (or found) services.
+type Stack struct {
+	S3URL        string // "" when S3 is Off
+	S3Started    bool
+	SystemBURL   string // "" when BSim is Off
+	SystemBToken string
+	SimStarted   bool
+	// Sim is the simulator this call started (nil otherwise), for fault
+	// injection in-process.
+	Sim  *bsim.Sim
+	Demo *demo.Summary // nil when nothing was seeded
+
+	s3   *s3local.Server
+	bsrv *bsim.Server
+}
+
+// Start starts (or finds) the services cfg asks for.
+func Start(ctx context.Context, cfg Config) (*Stack, error) {
+	if cfg.S3Addr == "" {
+		cfg.S3Addr = s3local.DefaultAddr
+	}
+	if cfg.BSimAddr == "" {
+		cfg.BSimAddr = bsim.DefaultAddr
+	}
+	log := cfg.Log
+	if log == nil {
+		log = io.Discard
+	}
+	st := &Stack{}
+	if cfg.S3 != Off {
+		if cfg.S3 == Auto && listening(cfg.S3Addr) {
+			st.S3URL = "http://" + cfg.S3Addr
+			fmt.Fprintf(log, "S3: using the server already listening on %s\n", st.S3URL)
+		} else {
+			srv, err := s3local.Start(ctx, s3local.Config{Addr: cfg.S3Addr, Dir: cfg.S3Dir, Buckets: cfg.Buckets})
+			if err != nil {
+				return nil, fmt.Errorf("stack: embedded S3 on %s: %w", cfg.S3Addr, err)
+			}
+			st.s3, st.S3URL, st.S3Started = srv, srv.URL(), true
+			fmt.Fprintf(log, "S3: embedded server on %s (data in %s; buckets %s)\n", srv.URL(), srv.Dir(), strings.Join(cfg.Buckets, ", "))
+		}
+	}
+	if cfg.BSim != Off {
+		if cfg.BSim == Auto && listening(cfg.BSimAddr) {
+			st.SystemBURL, st.SystemBToken = "http://"+cfg.BSimAddr, bsim.DefaultToken
+			fmt.Fprintf(log, "System B: using the simulator already listening on %s\n", st.SystemBURL)
+		} else {
+			sim := bsim.New(bsim.Config{})
+			srv, err := sim.Serve(cfg.BSimAddr)
+			if err != nil {
+				st.Close()
+				return nil, fmt.Errorf("stack: System B simulator on %s: %w", cfg.BSimAddr, err)
+			}
+			st.Sim, st.bsrv, st.SimStarted = sim, srv, true
+			st.SystemBURL, st.SystemBToken = srv.URL(), sim.Token()
+			fmt.Fprintf(log, "System B: simulator on %s (faults: %s/_sim/)\n", srv.URL(), srv.URL())
+		}
+	}
+	if cfg.Seed && (st.S3Started || st.SimStarted) {
+		dc := demo.Config{Dir: cfg.DemoDir}
+		if st.S3Started && cfg.SnapshotBucket != "" && cfg.SnapshotKey != "" {
+			dc.S3, dc.Bucket, dc.Key = st.s3.Client(), cfg.SnapshotBucket, cfg.SnapshotKey
+		}
+		if st.SimStarted {
+			dc.Sim = st.Sim
+		}
+		sum, err := demo.Seed(ctx, dc)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("stack: demo data: %w", err)
+		}
+		st.Demo = &sum
+		what := "reused"
+		if sum.Generated {
+			what = "generated"
+		}
+		fmt.Fprintf(log, "Demo data: %s in %s", what, sum.Dir)
+		if dc.S3 != nil {
+			up := "already there"
+			if sum.Uploaded {
+				up = "uploaded"
+			}
+			fmt.Fprintf(log, "; snapshot s3://%s/%s %s", sum.Bucket, sum.Key, up)
+		}
+		if dc.Sim != nil {
+			fmt.Fprintf(log, "; %d System B customers loaded", sum.Loaded)
+		}
+		fmt.Fprintln(log)
+	}
+	return st, nil
+}
+
+// Close stops what Start started.
+func (st *Stack) Close() error {
+	var errs []error
+	if st.Sim != nil {
+		st.Sim.Close()
+	}
+	if st.bsrv != nil {
+		errs = append(errs, st.bsrv.Close())
+		st.bsrv = nil
+	}
+	if st.s3 != nil {
+		errs = append(errs, st.s3.Close())
+		st.s3 = nil
+	}
+	return errors.Join(errs...)
+}
+
+// listening reports whether something accepts TCP connections on addr.
+func listening(addr string) bool {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+		return false
+	}
+	c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
