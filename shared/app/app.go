@@ -98,7 +98,11 @@ func New(ctx context.Context, o Options) (*App, error) {
 		// A local or S3-compatible endpoint (AWS_ENDPOINT_URL_S3, read by the
 		// SDK itself) is addressed path-style: bucket.127.0.0.1 does not resolve.
 		customEndpoint := o.Getenv("AWS_ENDPOINT_URL_S3") != "" || o.Getenv("AWS_ENDPOINT_URL") != ""
-		a.s3 = s3.NewFromConfig(awsCfg, func(so *s3.Options) { so.UsePathStyle = customEndpoint })
+		a.s3 = s3.NewFromConfig(awsCfg, func(so *s3.Options) {
+			so.UsePathStyle = customEndpoint
+			// S3-compatible servers may send no checksum; the SDK would print a plain-text line per GET.
+			so.DisableLogOutputChecksumValidationSkipped = true
+		})
 	}
 
 	src, err := systema.NewSource(snapURI, a.s3)
