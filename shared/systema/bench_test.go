@@ -82,3 +82,22 @@ func BenchmarkAll(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// BenchmarkOpen measures validating and opening a benchRows snapshot (the
+// cold-start cost after the download), without and with quick_check.
+func BenchmarkOpen(b *testing.B) {
+	path := writeSnap(b, b.TempDir(), benchRecords(benchRows), snapOpts{})
+	for _, check := range []bool{false, true} {
+		b.Run(fmt.Sprintf("integrityCheck=%v", check), func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				s, err := openSnapshot(ctx, path, Version{}, openOptions{integrityCheck: check})
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.keep = true
+				s.close()
+			}
+		})
+	}
+}

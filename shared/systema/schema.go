@@ -1,8 +1,16 @@
 // Package systema is the adapter over System A, the system of record, read
 // from the nightly SQLite snapshot it exports to S3 (schema v1, see
-// docs/contracts.md). It downloads and validates snapshots, pins one version
-// per request or reconciliation run, and serves point lookups and an ordered
-// iterator as merge.Records.
+// docs/contracts.md).
+//
+// A Source (S3Source, FileSource; see ParseURI and NewSource for
+// SNAPSHOT_URI) names and streams snapshot versions. A Store downloads the
+// current version to a local file, validates it (SQLite header, rollback
+// journal, schema_version, columns, the NOCASE email key, quick_check),
+// opens it read-only with modernc.org/sqlite and looks for a newer version
+// at most every RefreshEvery. Acquire pins one version (a Snapshot) for a
+// request or a whole reconciliation run; Snapshot.Lookup reads one customer
+// by email, Snapshot.All streams every customer in join order. Failures to
+// read System A wrap ErrUnavailable.
 package systema
 
 // SchemaVersion is the snapshot schema version this package reads.

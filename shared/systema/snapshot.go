@@ -251,8 +251,9 @@ func firstNonASCII(s string) int {
 }
 
 // Open validates the local snapshot file at path and opens it in place,
-// outside any Store (tools, tests, benchmarks). Release closes it; the file
-// is left alone. Errors wrap ErrUnavailable and say why.
+// outside any Store (tools, tests, benchmarks), with the header, schema and
+// column checks but no quick_check. Release closes it; the file is left
+// alone. Errors wrap ErrUnavailable and say why.
 func Open(ctx context.Context, path string) (*Snapshot, error) {
 	src := NewFileSource(path)
 	v, err := src.Stat(ctx)

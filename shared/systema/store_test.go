@@ -476,3 +476,35 @@ func TestNewStoreConfig(t *testing.T) {
 		t.Fatalf("defaults not filled: %+v", st.cfg)
 	}
 }
+
+func TestStoreAcquireCancelled(t *testing.T) {
+	dir := t.TempDir()
+	path := writeSnap(t, dir, versionOf("v1"), snapOpts{})
+	h := newHarness(t, NewFileSource(path))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := h.store.Acquire(ctx); !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled first Acquire: %v", err)
+	}
+	h.acquire(t).Release()
+
+	// A cancelled caller does not use up the due check.
+	b := snapBytes(t, versionOf("v2"), snapOpts{})
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(time.Minute)
+	snap, err := h.store.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("cancelled Acquire with a good snapshot: %v", err)
+	}
+	if snap.Version().ETag == "" || snap.s.version.ExportedAt.IsZero() {
+		t.Fatalf("version = %+v", snap.Version())
+	}
+	snap.Release()
+	snap = h.acquire(t)
+	defer snap.Release()
+	if got := firstName(t, snap, "alice@example.com"); got != "v2" {
+		t.Fatalf("read %q, want v2", got)
+	}
+}
