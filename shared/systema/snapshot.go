@@ -30,8 +30,9 @@ var ErrReleased = errors.New("systema: snapshot used after release")
 // that pins it.
 type snapshot struct {
 	version Version
-	path    string // the local file; removed when closed unless keep
-	keep    bool   // the file is not ours (Open)
+	path    string   // the local file; removed when closed unless keep
+	keep    bool     // the file is not ours (Open)
+	lock    *os.File // holds the file's shared lock (Store files); may be nil
 	db      *sql.DB
 	byKey   *sql.Stmt
 	byRange *sql.Stmt
@@ -48,6 +49,9 @@ func (s *snapshot) close() error {
 	}
 	if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
 		err = rerr
+	}
+	if s.lock != nil {
+		s.lock.Close()
 	}
 	if err != nil {
 		return fmt.Errorf("systema: close snapshot: %w", err)

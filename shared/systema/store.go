@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -170,11 +171,15 @@ func (s *Store) checkLocked(ctx context.Context) {
 		s.mu.Unlock()
 		return
 	}
+	first := !s.checked
 	start := s.cfg.Now()
 	s.lastCheck, s.checked = start, true
 	cur := s.cur
 	s.mu.Unlock()
 
+	if first {
+		s.sweepStale()
+	}
 	res := RefreshResult{}
 	if cur != nil {
 		res.Serving = cur.version
@@ -235,7 +240,7 @@ func (s *Store) load(ctx context.Context, cur *snapshot) (*snapshot, Version, er
 
 // fetch downloads v to a new file in Dir and validates it.
 func (s *Store) fetch(ctx context.Context, v Version) (_ *snapshot, err error) {
-	f, err := os.CreateTemp(s.cfg.Dir, "systema-*.db")
+	f, err := os.CreateTemp(s.cfg.Dir, filePattern)
 	if err != nil {
 		return nil, fmt.Errorf("systema: snapshot file: %w", err)
 	}
@@ -243,20 +248,48 @@ func (s *Store) fetch(ctx context.Context, v Version) (_ *snapshot, err error) {
 	defer func() {
 		if err != nil {
 			os.Remove(path)
+			f.Close()
 		}
 	}()
-	err = s.cfg.Source.Fetch(ctx, v, f)
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("systema: write snapshot file: %w", cerr)
+	// The shared lock, held while the file is in use, keeps sweepStale in
+	// another process (or a restarted one) off it.
+	if err := lockShared(f); err != nil {
+		s.log.Warn("systema: cannot lock the snapshot file", "error", err.Error())
 	}
-	if err != nil {
+	if err = s.cfg.Source.Fetch(ctx, v, f); err != nil {
 		return nil, err
 	}
 	snap, err := openSnapshot(ctx, path, v, openOptions{integrityCheck: !s.cfg.SkipIntegrityCheck})
 	if err != nil {
 		return nil, fmt.Errorf("systema: snapshot %s: %w", v, err)
 	}
+	snap.lock = f
 	return snap, nil
+}
+
+// filePattern names the Store's snapshot files in Dir.
+const filePattern = "systema-*.db"
+
+// sweepStale removes snapshot files left in Dir by a process that died
+// (a Lambda runtime killed at its timeout keeps /tmp): those nobody holds a
+// lock on. Files of live Stores, in this process or another, are locked.
+func (s *Store) sweepStale() {
+	paths, err := filepath.Glob(filepath.Join(s.cfg.Dir, filePattern))
+	if err != nil {
+		return
+	}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if tryLockExclusive(f) {
+			if err := os.Remove(p); err == nil {
+				s.log.Info("systema: removed a stale snapshot file", "file", filepath.Base(p))
+			}
+		}
+		f.Close()
+	}
 }
 
 // report logs a check and calls the hook. Logs carry versions and errors,

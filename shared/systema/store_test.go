@@ -508,3 +508,38 @@ func TestStoreAcquireCancelled(t *testing.T) {
 		t.Fatalf("read %q, want v2", got)
 	}
 }
+
+func TestStoreSweepsStaleFiles(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "systema-stale.db")
+	held := filepath.Join(dir, "systema-held.db")
+	other := filepath.Join(dir, "unrelated.db")
+	for _, p := range []string{stale, held, other} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hf, err := os.Open(held) // a live Store elsewhere holds this one
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hf.Close()
+	if err := lockShared(hf); err != nil {
+		t.Skip("no flock here:", err)
+	}
+	st, err := New(Config{Source: NewFileSource(writeSnap(t, t.TempDir(), sampleRecords(), snapOpts{})), Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	snap, err := st.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	for p, want := range map[string]bool{stale: false, held: true, other: true, snap.s.path: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+}
