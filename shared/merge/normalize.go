@@ -182,51 +182,93 @@ func textToken(s string, i int) (r rune, n int) {
 	return ' ', j - i
 }
 
+// textIter yields the comparison runes of a text kind's value: whitespace
+// runs as one ' ' (see textToken) and, for names, every other rune in its
+// canonical decomposition, because case folding and composition do not
+// commute: "ẘ" (U+1E98) composes in NFC but its capital "W̊" does not.
+type textIter struct {
+	s         string // the value, in NFC
+	i         int    // next byte of s
+	dec       []byte // rest of the current rune's decomposition (names)
+	decompose bool
+}
+
+// next returns the next rune; ok is false at the end.
+func (it *textIter) next() (r rune, ok bool) {
+	if len(it.dec) > 0 {
+		r, n := utf8.DecodeRune(it.dec)
+		it.dec = it.dec[n:]
+		return r, true
+	}
+	r, n := textToken(it.s, it.i)
+	if n == 0 {
+		return 0, false
+	}
+	if it.decompose && r >= utf8.RuneSelf {
+		if d := norm.NFD.PropertiesString(it.s[it.i:]).Decomposition(); len(d) > 0 {
+			r, n1 := utf8.DecodeRune(d)
+			it.dec = d[n1:]
+			it.i += n
+			return r, true
+		}
+	}
+	it.i += n
+	return r, true
+}
+
+// asciiNext returns the next byte when it is an ASCII non-space byte with
+// no decomposition pending, so the caller can compare it directly.
+func (it *textIter) asciiNext() (byte, bool) {
+	if len(it.dec) > 0 || it.i >= len(it.s) {
+		return 0, false
+	}
+	c := it.s[it.i]
+	return c, c < utf8.RuneSelf && !isSpaceASCII(c)
+}
+
 // equalText compares two trimmed texts after NFC with whitespace runs
-// collapsed, folding case when fold is set.
+// collapsed; when fold is set (names) it ignores case, comparing
+// canonically decomposed runes by Unicode simple case folding.
 func equalText(x, y string, fold bool) bool {
-	x, y = nfc(x), nfc(y)
-	i, j := 0, 0
+	a := textIter{s: nfc(x), decompose: fold}
+	b := textIter{s: nfc(y), decompose: fold}
 	for {
-		if i < len(x) && j < len(y) {
-			// Fast path: two ASCII non-space bytes are tokens by themselves.
-			if c1, c2 := x[i], y[j]; c1|c2 < utf8.RuneSelf && !isSpaceASCII(c1) && !isSpaceASCII(c2) {
+		// Fast path: two ASCII non-space bytes are tokens by themselves.
+		if c1, ok := a.asciiNext(); ok {
+			if c2, ok := b.asciiNext(); ok {
 				if c1 != c2 && (!fold || lowerASCII(c1) != lowerASCII(c2)) {
 					return false
 				}
-				i++
-				j++
+				a.i++
+				b.i++
 				continue
 			}
 		}
-		r1, n1 := textToken(x, i)
-		r2, n2 := textToken(y, j)
-		if n1 == 0 || n2 == 0 {
-			return n1 == n2
+		r1, ok1 := a.next()
+		r2, ok2 := b.next()
+		if !ok1 || !ok2 {
+			return ok1 == ok2
 		}
 		if r1 != r2 && (!fold || !foldEqual(r1, r2)) {
 			return false
 		}
-		i += n1
-		j += n2
 	}
 }
 
 // normalizeText is the canonical form that equalText compares.
 func normalizeText(v string, fold bool) string {
-	v = nfc(v)
+	it := textIter{s: nfc(v), decompose: fold}
 	var b strings.Builder
 	b.Grow(len(v))
-	for i := 0; ; {
-		r, n := textToken(v, i)
-		if n == 0 {
+	for {
+		r, ok := it.next()
+		if !ok {
 			return b.String()
 		}
 		if fold {
 			r = foldRep(r)
 		}
 		b.WriteRune(r)
-		i += n
 	}
 }
 

@@ -42,6 +42,8 @@ var equivalentCases = []struct {
 	{"name NFD upper vs NFC lower", FieldFirstName, "RENE\u0301", "ren\u00e9", true},
 	{"name umlaut vs transliteration", FieldLastName, "Müller", "Mueller", false},
 	{"name kelvin sign", FieldFirstName, "\u212aarl", "karl", true},
+	{"name case of a letter without precomposed capital", FieldFirstName, "\u1e98", "W\u030a", true},
+	{"name dotted capital I", FieldLastName, "\u0130", "i\u0307", true},
 	{"name sharp s is not ss", FieldLastName, "Strauß", "Strauss", false},
 	{"name final sigma", FieldLastName, "ΟΔΥΣΣΕΥΣ", "οδυσσευς", true},
 	{"city case", FieldCity, "SÃO PAULO", "são paulo", true},
@@ -106,7 +108,8 @@ func TestNormalize(t *testing.T) {
 		{"absent", FieldFirstName, " \t", ""},
 		{"email", FieldEmail, " JÖRG@Example.com ", "jörg@example.com"},
 		{"name", FieldFirstName, " Anna \t MARIA ", "anna maria"},
-		{"name NFD", FieldFirstName, "RENE\u0301", "ren\u00e9"},
+		{"name NFD", FieldFirstName, "RENE\u0301", "rene\u0301"},
+		{"name NFC is decomposed", FieldFirstName, "Ren\u00e9", "rene\u0301"},
 		{"text", FieldAddressLine1, "Main\u00a0 St", "Main St"},
 		{"phone", FieldPhone, "+49 (30) 12-34", "+49301234"},
 		{"phone national", FieldPhone, "030 1234", "0301234"},
@@ -233,4 +236,40 @@ func swapASCIICase(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// TestCanonicalEquivalents checks every assigned rune: its NFC and NFD forms
+// are equivalent as names and as text, and its upper- and lower-case forms
+// (as strings.ToUpper and strings.ToLower give them) are equivalent as names
+// whenever the two fold to each other rune by rune after decomposition.
+func TestCanonicalEquivalents(t *testing.T) {
+	for r := rune(0x80); r <= unicode.MaxRune; r++ {
+		if !unicode.In(r, unicode.L, unicode.M, unicode.N) {
+			continue
+		}
+		s := string(r)
+		c, d := norm.NFC.String(s), norm.NFD.String(s)
+		if !Equivalent(FieldFirstName, c, d) || !Equivalent(FieldAddressLine1, c, d) {
+			t.Fatalf("%U: NFC %q and NFD %q are not equivalent", r, c, d)
+		}
+		up, low := norm.NFD.String(strings.ToUpper(s)), norm.NFD.String(strings.ToLower(s))
+		if Equivalent(FieldFirstName, strings.ToUpper(s), strings.ToLower(s)) != runesFoldEqual(up, low) {
+			t.Fatalf("%U: upper %q vs lower %q: Equivalent disagrees with rune-wise folding", r, up, low)
+		}
+	}
+}
+
+// runesFoldEqual reports whether x and y have the same length in runes and
+// fold to each other rune by rune.
+func runesFoldEqual(x, y string) bool {
+	rx, ry := []rune(x), []rune(y)
+	if len(rx) != len(ry) {
+		return false
+	}
+	for i := range rx {
+		if !foldEqual(rx[i], ry[i]) {
+			return false
+		}
+	}
+	return true
 }
