@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/demo"
@@ -51,13 +53,22 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 	}
 	defer p.Close()
 	api, lambda := a.apiServer(p, apiLn), a.lambdaServer(ctx, p, lambdaLn)
+	lookup := routeOf(p, "GET", "{email}")
+	evFile, err := writeLookupEvent(filepath.Join(o.dataDir, "examples"), lookup[1], demo.ShowcaseCustomers().InSync)
+	if err != nil {
+		a.logf("warning: no example event for aws lambda invoke: %v", err)
+	}
+	tpl := o.template
+	if tpl == "template.yaml" {
+		tpl = ""
+	}
 	printBanner(a.Stdout, banner{
 		API: api.url, Lambda: lambda.url, S3: p.s3URL, Buckets: p.buckets,
 		SystemB: p.stack.SystemBURL, Token: p.stack.SystemBToken,
 		Region: p.tpl.Region, Functions: p.funcs.Names(),
 		Seeded: p.stack.Demo != nil || (!p.stack.S3Started && !p.stack.SimStarted),
-		Lookup: routeOf(p, "GET", "{email}"), Sync: routeOf(p, "POST", "sync"),
-		Scheduled: scheduledFunction(p), Template: o.template,
+		Lookup: lookup, Sync: routeOf(p, "POST", "sync"),
+		Scheduled: scheduledFunction(p), Template: tpl, LookupEvent: evFile,
 	})
 	return a.serve(ctx, api, lambda)
 }
@@ -92,7 +103,8 @@ type banner struct {
 	Seeded          bool
 	Lookup, Sync    [2]string // function, path
 	Scheduled       string
-	Template        string
+	Template        string // "" for the default template.yaml
+	LookupEvent     string // a payload file for the aws lambda invoke example
 }
 
 func printBanner(w io.Writer, b banner) {
@@ -125,15 +137,12 @@ func printBanner(w io.Writer, b banner) {
 		p("  # the field-level conflicts, without merging")
 		p(`  curl -s -X POST %s%s -H 'content-type: application/json' -d '{"email":"%s"}'`, b.API, b.Sync[1], show.Conflict)
 	}
+	if b.Lookup[0] != "" && b.LookupEvent != "" {
+		p("  # the same function through the Lambda Invoke API, with the AWS CLI (v1 or v2)")
+		p("  aws lambda invoke --endpoint-url %s --no-sign-request --region %s --function-name %s --payload fileb://%s /dev/stdout",
+			b.Lambda, b.Region, b.Lookup[0], b.LookupEvent)
+	}
 	if b.Lookup[0] != "" {
-		ev, _ := json.Marshal(map[string]any{ // plain maps always marshal
-			"version": "2.0", "routeKey": "GET " + b.Lookup[1], "rawPath": lookupPath(show.InSync),
-			"pathParameters": map[string]string{"email": show.InSync},
-			"requestContext": map[string]any{"http": map[string]string{"method": "GET", "path": lookupPath(show.InSync)}},
-		})
-		p("  # the same function through the Lambda Invoke API, with the AWS CLI")
-		p("  aws lambda invoke --endpoint-url %s --no-sign-request --region %s --function-name %s --cli-binary-format raw-in-base64-out --payload '%s' /dev/stdout",
-			b.Lambda, b.Region, b.Lookup[0], ev)
 		if b.SystemB != "" {
 			p("  # a partial result: take System B down, look up, bring it back")
 			p(`  curl -s -X PUT %s/_sim/faults -d '{"down":true}'`, b.SystemB)
@@ -147,7 +156,11 @@ func printBanner(w io.Writer, b banner) {
 	}
 	if b.Scheduled != "" {
 		p("  # the nightly reconciliation, now; then its report")
-		p("  go run ./cmd/local schedule %s -t %s", b.Scheduled, b.Template)
+		tflag := ""
+		if b.Template != "" {
+			tflag = " -t " + b.Template
+		}
+		p("  go run ./cmd/local schedule %s%s", b.Scheduled, tflag)
 		if b.S3 != "" {
 			p("  aws s3 ls --endpoint-url %s --no-sign-request --region %s --recursive s3://%s/", b.S3, b.Region, reportBucket(b.Buckets))
 		}
@@ -167,4 +180,41 @@ func reportBucket(buckets []string) string {
 		return buckets[0]
 	}
 	return ""
+}
+
+// writeLookupEvent writes the payload 2.0 event of GET path for email and
+// returns its path as the banner should print it (relative to the working
+// directory when below it).
+func writeLookupEvent(dir, route, email string) (string, error) {
+	if route == "" {
+		return "", nil
+	}
+	path := strings.Replace(route, "{email}", url.PathEscape(email), 1)
+	ev, err := json.MarshalIndent(map[string]any{
+		"version": "2.0", "routeKey": "GET " + route, "rawPath": path, "rawQueryString": "",
+		"headers":         map[string]string{"accept": "application/json"},
+		"pathParameters":  map[string]string{"email": email},
+		"requestContext":  map[string]any{"http": map[string]string{"method": "GET", "path": path}, "stage": "$default"},
+		"isBase64Encoded": false,
+	}, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("example event: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("example event: %w", err)
+	}
+	file := filepath.Join(dir, "lookup-event.json")
+	if err := os.WriteFile(file, append(ev, '\n'), 0o644); err != nil {
+		return "", fmt.Errorf("example event: %w", err)
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return file, nil
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, abs); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel, nil
+		}
+	}
+	return abs, nil
 }

@@ -1,7 +1,7 @@
 // Command testfn is the local tool's test function: one bootstrap whose
 // behaviour each event (and, at init, TESTFN_INIT) chooses.
 //
-// Event fields: "echo" (returned as the response; the default is the whole
+// Event fields (for an API Gateway event, those of its JSON body): "echo" (returned as the response; the default is the whole
 // event), "error" (returned as an error), "sleepMs" (sleep first), "panic",
 // "exit" (os.Exit with that code), "log" (printed to stdout and stderr),
 // "env" (names whose values are returned), "http" (an API Gateway response to
@@ -36,7 +36,22 @@ type event struct {
 
 var started = time.Now()
 
+// apiEvent is the part of an API Gateway event testfn looks at: a JSON body
+// carries the directives, so HTTP tests can steer the function.
+type apiEvent struct {
+	RouteKey        string `json:"routeKey"`
+	Body            string `json:"body"`
+	IsBase64Encoded bool   `json:"isBase64Encoded"`
+}
+
 func handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	var api apiEvent
+	if json.Unmarshal(raw, &api) == nil && api.RouteKey != "" && !api.IsBase64Encoded {
+		var probe map[string]json.RawMessage
+		if json.Unmarshal([]byte(api.Body), &probe) == nil && probe != nil {
+			raw = json.RawMessage(api.Body)
+		}
+	}
 	var ev event
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		return raw, nil //nolint:nilerr // not an object: echo it
