@@ -50,6 +50,9 @@ func emailProblem(email string) string {
 	}
 	ats := 0
 	for _, r := range email {
+		if r > ' ' && r < 0x7f && r != '/' && r != '\\' && r != '@' {
+			continue // printable ASCII: the common case
+		}
 		switch {
 		case r == 0 || unicode.IsControl(r):
 			return "contains a control character"
