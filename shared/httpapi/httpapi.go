@@ -11,6 +11,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -90,12 +94,18 @@ func Body(req *events.APIGatewayV2HTTPRequest, max int) ([]byte, *Problem) {
 	return raw, nil
 }
 
-// DecodeStrict decodes one JSON value from data into v, refusing unknown
-// fields, duplicate object keys, nesting deeper than MaxNesting and trailing
-// data. The error is written for the client and quotes no values.
+// DecodeStrict decodes one JSON value from data into v, refusing invalid
+// UTF-8 (which encoding/json would silently turn into U+FFFD), unknown
+// fields, duplicate object keys (also keys that encoding/json would match to
+// the same field: "email" and "EMAIL"), nesting deeper than MaxNesting and
+// trailing data. The error is written for the client and quotes no values;
+// it names a key only when the key looks like a field name.
 func DecodeStrict(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return errors.New("request body is empty; want a JSON object")
+	}
+	if !utf8.Valid(data) {
+		return errors.New("request body is not valid UTF-8")
 	}
 	if err := checkShape(data); err != nil {
 		return err
@@ -105,8 +115,10 @@ func DecodeStrict(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		switch {
+		case errors.As(err, &typeErr) && typeErr.Field == "":
+			return fmt.Errorf("field \"\" has the wrong type: want %s", typeErr.Type)
 		case errors.As(err, &typeErr):
-			return fmt.Errorf("field %q has the wrong type: want %s", typeErr.Field, typeErr.Type)
+			return fmt.Errorf("field %s has the wrong type: want %s", quoteKey(typeErr.Field), typeErr.Type)
 		default:
 			return fmt.Errorf("request body is not valid: %s", sanitize(err))
 		}
@@ -153,10 +165,11 @@ func walkValue(dec *json.Decoder, depth int) error {
 				return errNotJSON
 			}
 			key, _ := keyTok.(string)
-			if _, dup := seen[key]; dup {
-				return fmt.Errorf("request body repeats the key %q", truncate(key))
+			folded := foldKey(key)
+			if _, dup := seen[folded]; dup {
+				return fmt.Errorf("request body repeats the key %s", quoteKey(key))
 			}
-			seen[key] = struct{}{}
+			seen[folded] = struct{}{}
 			if err := walkValue(dec, depth+1); err != nil {
 				return err
 			}
@@ -176,13 +189,51 @@ func walkValue(dec *json.Decoder, depth int) error {
 	return nil
 }
 
-// truncate keeps a client-supplied key short in error messages.
-func truncate(s string) string {
-	const max = 40
-	if len(s) > max {
-		return s[:max] + "..."
+// foldKey folds a key as encoding/json does when it matches keys to struct
+// fields (ASCII upper case; other runes to the smallest rune of their
+// simple case-folding orbit: the Kelvin sign and "k", "ſ" and "s"), so that
+// keys decoding into the same field count as duplicates.
+func foldKey(key string) string {
+	var b strings.Builder
+	b.Grow(len(key))
+	for _, r := range key {
+		if r < utf8.RuneSelf {
+			if 'a' <= r && r <= 'z' {
+				r -= 'a' - 'A'
+			}
+			b.WriteRune(r)
+			continue
+		}
+		for {
+			next := unicode.SimpleFold(r)
+			if next <= r {
+				r = next
+				break
+			}
+			r = next
+		}
+		b.WriteRune(r)
 	}
-	return s
+	return b.String()
+}
+
+// maxQuotedKey bounds the client-supplied key an error message may quote.
+const maxQuotedKey = 40
+
+// quoteKey quotes a client-supplied key (or field path) for an error
+// message when it looks like a field name (ASCII letters, digits, '_', '-'
+// and '.', at most maxQuotedKey bytes); any other key, such as an email
+// sent as a key, is not shown.
+func quoteKey(key string) string {
+	if key == "" || len(key) > maxQuotedKey {
+		return "(not shown)"
+	}
+	for _, c := range []byte(key) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return "(not shown)"
+		}
+	}
+	return strconv.Quote(key)
 }
 
 // sanitize reduces a decoder error to its kind, without quoting input.
@@ -192,6 +243,13 @@ func sanitize(err error) string {
 		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
 	}
 	msg := err.Error()
+	if quoted, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		name, uerr := strconv.Unquote(quoted)
+		if uerr != nil {
+			name = ""
+		}
+		return "json: unknown field " + quoteKey(name)
+	}
 	if len(msg) > 120 {
 		msg = msg[:120]
 	}
