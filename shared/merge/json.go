@@ -49,7 +49,7 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 			if !first {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, seg)
+			dst = AppendJSONString(dst, seg)
 			dst = append(dst, ':', '{')
 			open = parent[:len(parent)-len(rest)+len(seg)]
 			first = true
@@ -58,7 +58,7 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendJSONString(dst, name)
+		dst = AppendJSONString(dst, name)
 		dst = append(dst, ':')
 		dst = appendJSONValue(dst, FieldID(i), r.Values[i])
 	}
@@ -80,7 +80,7 @@ func appendJSONValue(dst []byte, id FieldID, v string) []byte {
 		return append(dst, "null"...)
 	}
 	if kindOf(id) != KindBool {
-		return appendJSONString(dst, v)
+		return AppendJSONString(dst, v)
 	}
 	switch b, ok := parseBool(v); {
 	case !ok:
@@ -94,9 +94,10 @@ func appendJSONValue(dst []byte, id FieldID, v string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string, escaping quotes, backslashes,
-// control characters and U+2028/U+2029; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string, escaping quotes, backslashes,
+// control characters and U+2028/U+2029; invalid UTF-8 becomes U+FFFD. It
+// does not allocate beyond growing dst; the System B codec uses it too.
+func AppendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -60,14 +60,14 @@ func buildLayout() (l layout) {
 			}
 			if parent != "" {
 				b = append(b, sep...)
-				b = appendString(b, parent)
+				b = merge.AppendJSONString(b, parent)
 				b = append(b, ':')
 				sep = "{"
 			}
 			open = parent
 		}
 		b = append(b, sep...)
-		b = appendString(b, name)
+		b = merge.AppendJSONString(b, name)
 		b = append(b, ':')
 		l.before[i] = string(b)
 		sep = ","
@@ -118,59 +118,13 @@ func AppendCustomer(dst []byte, r *merge.Record) []byte {
 				dst = append(dst, "false"...)
 			}
 		default:
-			dst = appendString(dst, v)
+			dst = merge.AppendJSONString(dst, v)
 		}
 	}
 	dst = append(dst, codecLayout.beforeT...)
 	dst = append(dst, '"')
 	dst = r.LastUpdated.UTC().AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, '"', '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			if r == utf8.RuneError {
-				dst = append(dst, `\ufffd`...)
-			} else {
-				dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			}
-			start = i + size
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // UnmarshalCustomer decodes one System B API v1 customer document. Unknown
