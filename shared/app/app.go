@@ -219,11 +219,20 @@ func secretToken(client *secretsmanager.Client, arn string, ttl time.Duration) s
 type storeA struct{ s *systema.Store }
 
 func (a storeA) Acquire(ctx context.Context) (unified.Snapshot, error) {
-	snap, err := a.s.Acquire(ctx)
+	snap, err := acquire(ctx, a.s)
 	if err != nil {
 		return nil, err
 	}
 	return snapshotA{snap}, nil
+}
+
+// acquire pins the current snapshot in a subsegment: it covers the
+// download and validation when a refresh is due.
+func acquire(ctx context.Context, s *systema.Store) (*systema.Snapshot, error) {
+	ctx, end := tracing.Start(ctx, tracing.SpanSnapshotFetch)
+	snap, err := s.Acquire(ctx)
+	end(err)
+	return snap, err
 }
 
 type snapshotA struct{ *systema.Snapshot }
@@ -252,7 +261,7 @@ func (b clientB) Get(ctx context.Context, email string) (*merge.Record, error) {
 type reconcileA struct{ s *systema.Store }
 
 func (a reconcileA) Acquire(ctx context.Context) (reconcile.Snapshot, error) {
-	snap, err := a.s.Acquire(ctx)
+	snap, err := acquire(ctx, a.s)
 	if err != nil {
 		return nil, err
 	}
