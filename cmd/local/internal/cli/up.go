@@ -107,9 +107,13 @@ type banner struct {
 	LookupEvent     string // a payload file for the aws lambda invoke example
 }
 
+// printBanner writes the banner with one Write, so it never interleaves with
+// log lines.
 func printBanner(w io.Writer, b banner) {
+	var buf strings.Builder
+	defer func() { io.WriteString(w, buf.String()) }() //nolint:errcheck // nowhere to report it
 	show := demo.ShowcaseCustomers()
-	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p := func(format string, args ...any) { fmt.Fprintf(&buf, format+"\n", args...) }
 	p("")
 	p("The local stack is up (Ctrl-C stops it):")
 	p("  HTTP API (API Gateway payload 2.0)  %s", b.API)

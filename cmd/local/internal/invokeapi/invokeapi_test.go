@@ -94,7 +94,7 @@ func TestServeHTTP(t *testing.T) {
 		{name: "dry run", method: "POST", path: "/2015-03-31/functions/Fn/invocations", header: map[string]string{"X-Amz-Invocation-Type": "DryRun"}, inv: &fakeInvoker{},
 			wantStatus: 204},
 		{name: "client context and tail", method: "POST", path: "/2015-03-31/functions/Fn/invocations", body: `{}`,
-			header: map[string]string{"X-Amz-Client-Context": base64.StdEncoding.EncodeToString([]byte(`{"custom":{"a":"b"}}`)), "X-Amz-Log-Type": "Tail"},
+			header:     map[string]string{"X-Amz-Client-Context": base64.StdEncoding.EncodeToString([]byte(`{"custom":{"a":"b"}}`)), "X-Amz-Log-Type": "Tail"},
 			inv:        &fakeInvoker{res: sandbox.Result{Payload: []byte(`1`), Log: []byte("START x\nEND x\n")}},
 			wantStatus: 200, wantHeader: map[string]string{"X-Amz-Log-Result": base64.StdEncoding.EncodeToString([]byte("START x\nEND x\n"))},
 			wantCall: &call{fn: "Fn", payload: `{}`, opts: sandbox.InvokeOptions{ClientContext: `{"custom":{"a":"b"}}`, CaptureLog: true}}},

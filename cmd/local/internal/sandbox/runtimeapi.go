@@ -38,7 +38,6 @@ type invocation struct {
 	clientContext string
 	cognito       string
 	timeout       time.Duration
-	now           func() time.Time
 
 	delivered   chan struct{} // closed by the /next handler
 	deliveredAt time.Time
@@ -53,6 +52,15 @@ type outcome struct {
 	payload   []byte
 	isError   bool
 	errorType string
+}
+
+// again returns a copy of inv to hand to another process.
+func (inv *invocation) again() *invocation {
+	return &invocation{
+		id: inv.id, payload: inv.payload, arn: inv.arn, traceID: inv.traceID,
+		clientContext: inv.clientContext, cognito: inv.cognito, timeout: inv.timeout,
+		delivered: make(chan struct{}), done: make(chan outcome, 1),
+	}
 }
 
 func (inv *invocation) finish(o outcome) bool {

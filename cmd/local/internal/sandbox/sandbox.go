@@ -250,14 +250,15 @@ type instance struct {
 
 // process is one run of the bootstrap with its Runtime API.
 type process struct {
-	cmd     *exec.Cmd
-	api     *runtimeAPI
-	pipe    *logPipe
-	started time.Time
-	exited  chan struct{}
-	exitErr error
-	served  int // invocations completed
-	initRep bool
+	cmd      *exec.Cmd
+	api      *runtimeAPI
+	pipe     *logPipe
+	started  time.Time
+	exited   chan struct{}
+	exitErr  error
+	exitedAt time.Time
+	served   int // invocations completed
+	initRep  bool
 }
 
 func (inst *instance) start() (*process, error) {
@@ -287,6 +288,7 @@ func (inst *instance) start() (*process, error) {
 	}
 	go func() {
 		p.exitErr = cmd.Wait()
+		p.exitedAt = cfg.Now()
 		close(p.exited)
 		pipe.closeWriter()
 		api.close()
@@ -406,13 +408,28 @@ func (inst *instance) run(inv *invocation) (*Result, error) {
 				res.InitDuration = at.Sub(p.started)
 			}
 		}
-		return inst.await(res, p, inv)
+		res, err, retry := inst.await(res, p, inv, !cold && attempt == 0)
+		if !retry {
+			return res, err
+		}
+		inst.sink.printf("RequestId: %s the warm runtime had exited (%v) before it took the event; starting a new one", inv.id, p.exitErr)
+		inv = inv.again()
 	}
 }
 
+// idleExitGrace is how soon after a warm process was handed an event its
+// exit still counts as a death while idle (between invocations): it cannot
+// have taken the event, which then goes to a new process, as Lambda gives the
+// next invocation a new sandbox when one died. An exit later than that (or of
+// a process started for this invocation) fails the invocation with
+// Runtime.ExitError. The price of the race: a handler that crashes within
+// this time of a warm start runs twice, and fails the second time.
+const idleExitGrace = 100 * time.Millisecond
+
 // await waits for the delivered invocation's outcome, the process's end,
-// the deadline or Close.
-func (inst *instance) await(res *Result, p *process, inv *invocation) (*Result, error) {
+// the deadline or Close. retry says the process died before it could have
+// taken the event (see idleExitGrace); it is only set when mayRetry.
+func (inst *instance) await(res *Result, p *process, inv *invocation, mayRetry bool) (_ *Result, _ error, retry bool) {
 	cfg := &inst.f.cfg
 	inst.sink.printf("START RequestId: %s Version: $LATEST", inv.id)
 	timer := time.NewTimer(inv.deadline.Sub(cfg.Now()))
@@ -427,9 +444,12 @@ func (inst *instance) await(res *Result, p *process, inv *invocation) (*Result, 
 		case o = <-inv.done: // it answered, then exited (a panic does that)
 			p.served++
 		default:
+			inst.kill(p)
+			if mayRetry && p.exitedAt.Sub(inv.deliveredAt) < idleExitGrace {
+				return nil, nil, true
+			}
 			o, status = exitOutcome(inv.id, p), "error"
 			inv.finish(o)
-			inst.kill(p)
 		}
 	case <-timer.C:
 		if !inv.finish(outcome{}) { // the response won the race
@@ -443,7 +463,7 @@ func (inst *instance) await(res *Result, p *process, inv *invocation) (*Result, 
 		inst.sink.printf("%s %s Task timed out after %.2f seconds", cfg.Now().UTC().Format("2006-01-02T15:04:05.000Z"), inv.id, cfg.Timeout.Seconds())
 	case <-inst.f.closing:
 		inst.kill(p)
-		return nil, ErrClosed
+		return nil, ErrClosed, false
 	}
 	res.Duration = cfg.Now().Sub(inv.deliveredAt)
 	select {
@@ -462,7 +482,7 @@ func (inst *instance) await(res *Result, p *process, inv *invocation) (*Result, 
 		}
 	}
 	inst.report(res, status)
-	return res, nil
+	return res, nil, false
 }
 
 // fail records an invocation that never reached the function's handler.

@@ -279,6 +279,25 @@ func TestCrashes(t *testing.T) {
 	}
 }
 
+// TestDeathBetweenInvocations: a warm process killed while idle costs the
+// next invocation nothing but a cold start, even when the kill races with
+// the invocation's delivery.
+func TestDeathBetweenInvocations(t *testing.T) {
+	f, _ := newFunction(t, nil)
+	for i := range 5 {
+		pid := envOf(t, invoke(t, f, `{"env": ["X"]}`))["pid"]
+		var n int
+		fmt.Sscan(pid, &n)
+		if err := syscall.Kill(n, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		res := invoke(t, f, `{"env": ["X"]}`)
+		if got := envOf(t, res)["pid"]; got == pid {
+			t.Fatalf("round %d: ran in the dead process %s", i, pid)
+		}
+	}
+}
+
 func TestInitFailures(t *testing.T) {
 	tests := []struct {
 		name     string
