@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/cli"
+	"github.com/acme/unified-customer-service/cmd/local/internal/localtest"
 	"github.com/acme/unified-customer-service/cmd/local/internal/s3local"
 )
 
@@ -33,34 +33,17 @@ import (
 
 const repoRoot = "../.."
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // stack is a running `local up`.
 type stack struct {
 	api, lambda, s3, systemB string
 	banner                   string
-	logs                     *syncBuffer
+	logs                     *localtest.Buffer
 	common                   []string // flags that point another command at this stack
 }
 
 func (s *stack) run(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb localtest.Buffer
 	app := &cli.App{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
 	code := app.Run(context.Background(), append(append([]string{args[0]}, s.common...), args[1:]...))
 	return code, out.String(), errb.String()
@@ -75,8 +58,8 @@ func startStack(t *testing.T) *stack {
 	buildDir, dataDir := filepath.Join(tmp, "build"), filepath.Join(tmp, "data")
 	tpl := filepath.Join(repoRoot, "template.yaml")
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
-	logs := &syncBuffer{}
+	var out localtest.Buffer
+	logs := &localtest.Buffer{}
 	app := &cli.App{Stdout: &out, Stderr: logs, Getenv: func(string) string { return "" }}
 	done := make(chan int, 1)
 	go func() {

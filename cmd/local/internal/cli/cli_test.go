@@ -14,11 +14,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/acme/unified-customer-service/cmd/local/internal/localtest"
 )
 
 // testTemplate is cmd/local's test template; every function is testfn.
@@ -46,29 +47,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // run runs the tool in-process with the test template and prebuilt
 // bootstraps; the embedded services are off unless args say otherwise.
 func run(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb localtest.Buffer
 	app := &App{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
 	full := append([]string{args[0], "-t", testTemplate, "--build-dir", buildDir, "--skip-build", "--embedded", "off", "--data-dir", t.TempDir()}, args[1:]...)
 	code = app.Run(context.Background(), full)
@@ -151,7 +134,7 @@ func TestInvokeEnvironment(t *testing.T) {
 // TestInvokeWithEmbeddedServices starts the embedded S3 server and System B
 // simulator on free ports: the functions get their URL and token.
 func TestInvokeWithEmbeddedServices(t *testing.T) {
-	var out, errb syncBuffer
+	var out, errb localtest.Buffer
 	app := &App{Stdin: strings.NewReader(`{"env": ["SYSTEM_B_URL", "SYSTEM_B_TOKEN", "AWS_ENDPOINT_URL_S3"]}`), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
 	code := app.Run(context.Background(), []string{"invoke", "EchoFunction", "-e", "-", "-t", testTemplate, "--build-dir", buildDir, "--skip-build",
 		"--embedded", "on", "--no-seed", "--data-dir", t.TempDir(), "--s3-addr", "127.0.0.1:0", "--bsim-addr", "127.0.0.1:0"})
@@ -208,11 +191,11 @@ func freePort(t *testing.T) int {
 
 // serveInBackground runs a serving command until the test ends; it returns
 // the base URL once the port answers.
-func serveInBackground(t *testing.T, args ...string) (string, *syncBuffer) {
+func serveInBackground(t *testing.T, args ...string) (string, *localtest.Buffer) {
 	t.Helper()
 	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
+	var out, errb localtest.Buffer
 	app := &App{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
 	full := append([]string{args[0], "-t", testTemplate, "--build-dir", buildDir, "--skip-build", "--embedded", "off", "--data-dir", t.TempDir(),
 		"--port", strconv.Itoa(port)}, args[1:]...)

@@ -16,7 +16,6 @@ import (
 	"github.com/acme/unified-customer-service/cmd/local/internal/samtemplate"
 	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
 	"github.com/acme/unified-customer-service/cmd/local/internal/schedule"
-	"github.com/acme/unified-customer-service/cmd/local/internal/stack"
 )
 
 func (a *App) cmdInvoke(ctx context.Context, args []string) error {
@@ -48,21 +47,17 @@ func (a *App) cmdInvoke(ctx context.Context, args []string) error {
 		}
 		ids = tpl.FunctionIDs()
 	}
-	mode, err := stack.ParseMode(o.embedded)
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	p, err := a.openProject(ctx, o, ids, mode)
+	return a.invokeOnce(ctx, o, ids[0], payload)
+}
+
+// invokeOnce opens the project for function id, runs one event and prints
+// the response (or error document) on stdout.
+func (a *App) invokeOnce(ctx context.Context, o *options, id string, payload []byte) error {
+	p, err := a.openProject(ctx, o, []string{id})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	return a.invokeAndPrint(ctx, p, ids[0], payload)
-}
-
-// invokeAndPrint runs one event and prints the response (or error document)
-// on stdout.
-func (a *App) invokeAndPrint(ctx context.Context, p *project, id string, payload []byte) error {
 	stop := context.AfterFunc(ctx, func() { p.funcs.Close() }) //nolint:errcheck // Close never fails
 	defer stop()
 	res, err := p.funcs.Invoke(ctx, id, payload, sandbox.InvokeOptions{})
@@ -109,16 +104,12 @@ func (a *App) serveCommand(ctx context.Context, fs *flag.FlagSet, o *options, ar
 	if err := checkHost(o.host, o.allowRemote); err != nil {
 		return err
 	}
-	mode, err := stack.ParseMode(o.embedded)
-	if err != nil {
-		return usageError{err.Error()}
-	}
 	ln, err := listen(o.host, o.port)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	p, err := a.openProject(ctx, o, pos, mode)
+	p, err := a.openProject(ctx, o, pos)
 	if err != nil {
 		return err
 	}
@@ -165,16 +156,7 @@ func (a *App) cmdSchedule(ctx context.Context, args []string) error {
 		return nil
 	}
 	a.logf("Firing %s's %s event %s (%s)", pos[0], s.Type, s.EventName, s.Expression)
-	mode, err := stack.ParseMode(o.embedded)
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	p, err := a.openProject(ctx, o, pos, mode)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	return a.invokeAndPrint(ctx, p, pos[0], payload)
+	return a.invokeOnce(ctx, o, pos[0], payload)
 }
 
 func (a *App) cmdBuild(ctx context.Context, args []string) error {

@@ -103,9 +103,13 @@ func (a *App) buildAll(ctx context.Context, o *options, fns []*samtemplate.Funct
 }
 
 // openProject loads the template, builds the functions named (all for
-// none), starts or finds the embedded services per mode, and prepares a
+// none), starts or finds the embedded services per --embedded, and prepares a
 // sandbox per function. Close it.
-func (a *App) openProject(ctx context.Context, o *options, ids []string, mode stack.Mode) (p *project, err error) {
+func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *project, err error) {
+	mode, err := stack.ParseMode(o.embedded)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
 	tpl, err := a.loadTemplate(o)
 	if err != nil {
 		return nil, err

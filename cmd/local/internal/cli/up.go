@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/demo"
-	"github.com/acme/unified-customer-service/cmd/local/internal/stack"
 )
 
 func (a *App) cmdUp(ctx context.Context, args []string) error {
@@ -33,10 +32,6 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 	if err := checkHost(o.host, o.allowRemote); err != nil {
 		return err
 	}
-	mode, err := stack.ParseMode(o.embedded)
-	if err != nil {
-		return usageError{err.Error()}
-	}
 	apiLn, err := listen(o.host, o.apiPort)
 	if err != nil {
 		return err
@@ -47,7 +42,7 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 		return err
 	}
 	defer lambdaLn.Close()
-	p, err := a.openProject(ctx, o, nil, mode)
+	p, err := a.openProject(ctx, o, nil)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/acme/unified-customer-service/cmd/local/internal/localtest"
 )
 
 // testBootstrap is cmd/local/testdata/testfn, built once by TestMain.
@@ -39,27 +40,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a goroutine-safe log destination.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newFunction(t *testing.T, mod func(*Config)) (*Function, *syncBuffer) {
+func newFunction(t *testing.T, mod func(*Config)) (*Function, *localtest.Buffer) {
 	t.Helper()
-	log := &syncBuffer{}
+	log := &localtest.Buffer{}
 	cfg := Config{
 		Name:      "TestFunction",
 		Bootstrap: testBootstrap,
