@@ -83,7 +83,7 @@ func startStack(t *testing.T) *stack {
 			t.Logf("up's log:\n%s", logs.String())
 		}
 	})
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(6 * time.Minute) // a cold build cache compiles the SDK and SQLite
 	for !strings.Contains(out.String(), "Try:") {
 		select {
 		case code := <-done:
@@ -91,7 +91,7 @@ func startStack(t *testing.T) *stack {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("up is not up after 3 minutes:\n%s", logs.String())
+			t.Fatalf("up is not up after 6 minutes:\n%s", logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
