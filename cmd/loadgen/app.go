@@ -31,25 +31,25 @@ var errUsage = errors.New("usage")
 
 // options are the command's flags.
 type options struct {
-	url, simURL   string
-	concurrency   int
-	duration      time.Duration
-	warmup        time.Duration
-	maxRequests   int64
-	timeout       time.Duration
-	mix           string
-	phases        string
-	faultRate     float64
-	faultStatus   int
-	pool          int
-	truth         string
-	stack         bool
-	instances     int
-	grace         time.Duration
-	stackLog      string
-	jsonOut       bool
-	allowRemote   bool
-	urlSet        bool
+	url, simURL string
+	concurrency int
+	duration    time.Duration
+	warmup      time.Duration
+	maxRequests int64
+	timeout     time.Duration
+	mix         string
+	phases      string
+	faultRate   float64
+	faultStatus int
+	pool        int
+	truth       string
+	stack       bool
+	instances   int
+	grace       time.Duration
+	stackLog    string
+	jsonOut     bool
+	allowRemote bool
+	urlSet      bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {

@@ -97,13 +97,20 @@ func (h *Histogram) Mean() time.Duration {
 
 // Quantile returns the q-quantile (0 <= q <= 1) by the nearest-rank method:
 // the smallest recorded value with at least q of the samples at or below it,
-// as its bucket's midpoint, clamped to the exact min and max. 0 when empty.
+// as its bucket's midpoint clamped to the exact min and max (the first and
+// last ranks are exact). 0 when empty.
 func (h *Histogram) Quantile(q float64) time.Duration {
 	if h.n == 0 || math.IsNaN(q) {
 		return 0
 	}
 	q = min(max(q, 0), 1)
 	rank := max(uint64(math.Ceil(q*float64(h.n))), 1)
+	switch rank {
+	case 1:
+		return time.Duration(h.min) // exact
+	case h.n:
+		return time.Duration(h.max) // exact
+	}
 	var seen uint64
 	for i, c := range h.counts {
 		seen += c

@@ -219,15 +219,16 @@ type Report struct {
 
 // Judge sets OK: every judged phase passed, and at least one ran.
 func (r *Report) Judge() {
-	r.OK = false
+	judged, failed := 0, 0
 	for _, p := range r.Phases {
-		if p.Judged && !p.OK {
-			return
-		}
 		if p.Judged {
-			r.OK = true
+			judged++
+			if !p.OK {
+				failed++
+			}
 		}
 	}
+	r.OK = judged > 0 && failed == 0
 }
 
 // WriteText writes the report for people.

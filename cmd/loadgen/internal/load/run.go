@@ -255,14 +255,22 @@ func (t *tally) one(ctx context.Context, cfg Config, ph Phase, base string, tg T
 		addBounded(t.errs, errorText(err), 1)
 		return
 	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	resp.Body.Close()
+	if err != nil { // a truncated or reset answer
+		if ctx.Err() != nil {
+			return
+		}
+		t.transport++
+		addBounded(t.errs, "read body: "+errorText(err), 1)
+		return
+	}
+	t.hist.Record(cfg.Now().Sub(begin))
 	var a answer
 	var readErr error
 	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound {
-		readErr = json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&a)
+		readErr = json.Unmarshal(body, &a)
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody)) // drain, so the connection is reused
-	resp.Body.Close()
-	t.hist.Record(cfg.Now().Sub(begin))
 	t.status[resp.StatusCode]++
 	t.byKind[tg.Kind]++
 	if a.partial() {

@@ -52,6 +52,17 @@ func (k Kind) String() string {
 // MarshalText renders the kind's name (for JSON map keys).
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+// UnmarshalText parses a kind's name.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for _, c := range Kinds() {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no kind %q", ErrBadWorkload, b)
+}
+
 // Mix gives the weight of each Kind, in Kinds order (60/20/20 is 60%
 // existing, 20% missing, 20% conflicting).
 type Mix [numKinds]int
