@@ -28,7 +28,11 @@ func TestResultLine(t *testing.T) {
 	}{
 		{"pass", func(*Result) {},
 			"healthy  45000 req in 30.0s (1498.0/s, stopped by duration) status 200=36000 404=9000 partial=0 conflicts=9000 p50=12.3ms p90=20.0ms p99=45.7ms max=120.5ms errors=0 systemB(calls=45000 injected=0) PASS"},
-		{"fail", func(r *Result) { r.OK, r.Failures = false, []string{"3 answers were 5xx (503=3)", "2 transport errors"}; r.TransportErrors = 2; r.SystemB = nil },
+		{"fail", func(r *Result) {
+			r.OK, r.Failures = false, []string{"3 answers were 5xx (503=3)", "2 transport errors"}
+			r.TransportErrors = 2
+			r.SystemB = nil
+		},
 			"healthy  45000 req in 30.0s (1498.0/s, stopped by duration) status 200=36000 404=9000 partial=0 conflicts=9000 p50=12.3ms p90=20.0ms p99=45.7ms max=120.5ms errors=2 FAIL: 3 answers were 5xx (503=3); 2 transport errors"},
 		{"not judged", func(r *Result) { r.Judged, r.Phase = false, "warmup" },
 			"warmup   45000 req in 30.0s (1498.0/s, stopped by duration) status 200=36000 404=9000 partial=0 conflicts=9000 p50=12.3ms p90=20.0ms p99=45.7ms max=120.5ms errors=0 systemB(calls=45000 injected=0) (not judged)"},
