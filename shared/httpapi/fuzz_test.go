@@ -114,7 +114,7 @@ func FuzzDecodeStrict(f *testing.F) {
 		`{"email":"a","email":"b"}`, `{"email":"a","EMAIL":"b"}`, `{"emails":[],"email\u017f":[]}`,
 		`{"a":{"b":{"a":1,"A":2}}}`, `[1,"two",{"3":null},true,false,-0.5e3]`, `"just a string"`, `12`,
 		`{"email":"a\u0000b"}`, "{\"email\":\"\xff\"}", `{"x":1} {}`, `{"limit":1e400}`, `{"k":1,"\u212a":2}`,
-		nested(MaxNesting), nested(MaxNesting + 1), strings.Repeat(`{"a":`, 10000), `{"\"":1,"\\\"":2}`,
+		nested(MaxNesting), nested(MaxNesting + 1), strings.Repeat(`{"a":`, 100), `{"\"":1,"\\\"":2}`,
 		`{"ada@example.com":1,"ada@example.com":2}`, ` `, ``,
 	} {
 		f.Add([]byte(s))
