@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +81,26 @@ func TestLoadReportNotNeeded(t *testing.T) {
 	m[config.EnvReportURI] = ""
 	if _, err := config.Load(env(m), config.Need{}); err != nil {
 		t.Errorf("lookup and sync do not need REPORT_URI: %v", err)
+	}
+}
+
+// TestSettingsListsWhatLoadReads keeps config.Settings (which the template
+// test checks against template.yaml) equal to what Load really reads.
+func TestSettingsListsWhatLoadReads(t *testing.T) {
+	read := map[string]bool{}
+	m := valid()
+	getenv := func(k string) string { read[k] = true; return m[k] }
+	if _, err := config.Load(getenv, config.Need{Report: true}); err != nil {
+		t.Fatal(err)
+	}
+	for k := range read {
+		if !slices.Contains(config.Settings, k) {
+			t.Errorf("Load reads %s, which config.Settings does not list", k)
+		}
+	}
+	for _, k := range config.Settings {
+		if !read[k] {
+			t.Errorf("config.Settings lists %s, which Load never reads", k)
+		}
 	}
 }
