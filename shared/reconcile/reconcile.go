@@ -184,7 +184,7 @@ func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
 	switch {
 	case joinErr == nil:
 		sum.Complete = true
-	case runCtx.Err() != nil && ctx.Err() == nil:
+	case ctx.Err() == nil && (runCtx.Err() != nil || cutByStop(runCtx, joinErr)):
 		sum.StoppedReason = "stopped before the Lambda deadline; counts cover the customers read so far"
 		joinErr = nil
 	default:
@@ -250,6 +250,20 @@ func (r *Reconciler) workContext(ctx context.Context) (context.Context, context.
 		reserve = min(max(time.Until(deadline)/10, time.Second), 30*time.Second)
 	}
 	return context.WithDeadline(ctx, deadline.Add(-reserve))
+}
+
+// StopSlack is how close to the run's stop time (the deadline minus
+// Reserve) a timeout of System B counts as the stop rather than as a System
+// B failure: System B's client cuts each call at its context's deadline
+// minus its own reserve, so near the stop a page request times out a
+// little before the run's context ends.
+const StopSlack = time.Second
+
+// cutByStop reports whether err is a timeout met within StopSlack of
+// runCtx's deadline.
+func cutByStop(runCtx context.Context, err error) bool {
+	dl, ok := runCtx.Deadline()
+	return ok && errors.Is(err, context.DeadlineExceeded) && time.Until(dl) < StopSlack
 }
 
 func (r *Reconciler) now() time.Time {

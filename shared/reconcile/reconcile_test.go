@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"iter"
 	"log/slog"
 	"os"
@@ -229,6 +230,48 @@ func TestRunStopsBeforeDeadline(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(day, "summary.json"))
 	if err != nil || json.Unmarshal(raw, &stored) != nil || stored.Complete {
 		t.Errorf("stored summary: %s (%v)", raw, err)
+	}
+}
+
+// reserveCutB behaves like the System B client near a deadline: it cuts
+// its calls at the context's deadline minus its own reserve, so the list
+// fails with a timeout a little before the context ends.
+type reserveCutB struct {
+	next    reconcile.SystemB
+	reserve time.Duration
+}
+
+func (c reserveCutB) List(ctx context.Context) iter.Seq2[*merge.Record, error] {
+	return func(yield func(*merge.Record, error) bool) {
+		for r, err := range c.next.List(ctx) {
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < c.reserve {
+				yield(nil, fmt.Errorf("systemb: request timed out: %w", context.DeadlineExceeded))
+				return
+			}
+			time.Sleep(time.Millisecond) // 3 s for the whole list
+			if !yield(r, err) {
+				return
+			}
+		}
+	}
+}
+
+func TestRunStopsWhenSystemBCutsAtItsReserve(t *testing.T) {
+	sys := testkit.NewSystems(t, 3000)
+	r, _, dir := newReconciler(t, sys)
+	r.B = reserveCutB{next: sys.ReconcileB(), reserve: 300 * time.Millisecond}
+	r.Reserve = 700 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	sum, err := r.Run(ctx, event)
+	if err != nil {
+		t.Fatalf("a run whose System B calls are cut at the stop is a deadline stop, not a failure: %v", err)
+	}
+	if sum.Complete || sum.Error != "" || sum.StoppedAfter == "" || sum.StoppedReason == "" {
+		t.Errorf("summary = complete %v reason %q error %q after %q; want a deadline stop", sum.Complete, sum.StoppedReason, sum.Error, sum.StoppedAfter)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "2026-11-24", event.ID, "summary.json")); err != nil {
+		t.Errorf("no report: %v", err)
 	}
 }
 
