@@ -1,0 +1,355 @@
+package faults
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"io"
+	"iter"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
+	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
+	"github.com/acme/unified-customer-service/shared/app"
+	"github.com/acme/unified-customer-service/shared/config"
+	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/reconcile"
+	"github.com/acme/unified-customer-service/shared/telemetry/emf"
+)
+
+// scheduledAt is the scheduled time of the rows' events.
+var scheduledAt = time.Date(2026, 11, 24, 3, 30, 0, 0, time.UTC)
+
+// reportDir is the S3 prefix of an event's report.
+func reportDir(id string) string {
+	return reportPrefix + "/" + scheduledAt.Format("2006-01-02") + "/" + id + "/"
+}
+
+// summaryOf decodes a reconcile invocation's result.
+func summaryOf(t *testing.T, c *call) reconcile.Summary {
+	t.Helper()
+	c.ok()
+	var s reconcile.Summary
+	if err := json.Unmarshal(c.res.Payload, &s); err != nil {
+		t.Fatalf("the result is not a summary: %v: %s", err, c.res.Payload)
+	}
+	return s
+}
+
+// truthCounts are the counts a complete run over the data set must find.
+func truthCounts() reconcile.Counts {
+	tr := data.truth
+	return reconcile.Counts{
+		SystemA: tr.SystemA, SystemB: tr.SystemB, InBoth: tr.InBoth, InSync: tr.InSync,
+		WithConflicts: tr.WithConflicts, OnlyInSystemA: tr.OnlyInSystemA, OnlyInSystemB: tr.OnlyInSystemB,
+	}
+}
+
+// wantWriteOnce asserts the event's report objects exist once each: the
+// versioned bucket would show a second version had anything been
+// overwritten.
+func wantWriteOnce(t *testing.T, r *rig, id string) {
+	t.Helper()
+	got := r.objectVersions(reportBucket, reportDir(id))
+	want := map[string]int{"claim.json": 1, "summary.json": 1, "details.jsonl.gz": 1}
+	if len(got) != len(want) || got["claim.json"] != 1 || got["summary.json"] != 1 || got["details.jsonl.gz"] != 1 {
+		t.Errorf("report objects (versions) %v, want each written once: %v", got, want)
+	}
+}
+
+// storedReport reads the event's summary.json and details.jsonl.gz and
+// checks that both are whole: the summary valid JSON, the details a
+// complete gzip stream with one JSON line per customer not in sync.
+func storedReport(t *testing.T, r *rig, id string) (reconcile.Summary, int) {
+	t.Helper()
+	var s reconcile.Summary
+	raw := r.getObject(reportBucket, reportDir(id)+"summary.json")
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatalf("summary.json is not whole JSON: %v", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(r.getObject(reportBucket, reportDir(id)+"details.jsonl.gz")))
+	if err != nil {
+		t.Fatalf("details.jsonl.gz: %v", err)
+	}
+	lines := 0
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if !json.Valid(sc.Bytes()) {
+			t.Fatalf("details line %d is not JSON", lines+1)
+		}
+		lines++
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("details.jsonl.gz is not a whole gzip stream: %v", err)
+	}
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		t.Fatal(err)
+	}
+	c := s.Counts
+	if want := c.WithConflicts + c.OnlyInSystemA + c.OnlyInSystemB; lines != want {
+		t.Errorf("details has %d lines, the summary counts %d customers not in sync", lines, want)
+	}
+	return s, lines
+}
+
+// Row 11: the same scheduled event delivered twice, one after the other
+// and at the same time: one report, never overwritten, and the second
+// delivery does no full scan (the simulator counts the list requests).
+func TestRow11DuplicateDelivery(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, withInstances(reconcileFn, 2))
+
+	// One after the other.
+	ev := scheduledEvent(t, "faults-sequential", scheduledAt)
+	c := r.invoke(reconcileFn, ev)
+	first := summaryOf(t, c)
+	if first.Status != reconcile.StatusRan || !first.Complete || first.Counts != truthCounts() {
+		t.Fatalf("first delivery: status %s complete %v counts %+v, want ran, complete, %+v", first.Status, first.Complete, first.Counts, truthCounts())
+	}
+	if first.Snapshot.VersionID != r.versions[0] {
+		t.Errorf("the report names snapshot %q, want %q", first.Snapshot.VersionID, r.versions[0])
+	}
+	c.wantLog("INFO", "reconciliation finished", `"complete":true`)
+	if n := c.count(emf.ReconcileCustomers); n != float64(first.Counts.InBoth+first.Counts.OnlyInSystemA+first.Counts.OnlyInSystemB) {
+		t.Errorf("reconcile.customers.total = %v", n)
+	}
+	scan := r.sim.Stats().List
+	if scan < 1 {
+		t.Fatalf("the run listed nothing")
+	}
+
+	c = r.invoke(reconcileFn, ev)
+	second := summaryOf(t, c)
+	if second.Status != reconcile.StatusDuplicate || !second.StartedAt.Equal(first.StartedAt) || second.Counts != first.Counts {
+		t.Errorf("second delivery: %+v, want the stored summary with status duplicate", second)
+	}
+	if n := r.sim.Stats().List; n != scan {
+		t.Errorf("the second delivery listed System B: %d list requests, want %d", n, scan)
+	}
+	c.wantLog("INFO", "duplicate delivery")
+	if n, _ := c.metric(emf.ReconcileCustomers); n != 0 {
+		t.Errorf("the duplicate counted %v customers", n)
+	}
+	wantWriteOnce(t, r, "faults-sequential")
+	if stored, _ := storedReport(t, r, "faults-sequential"); stored.Status != reconcile.StatusRan || stored.Counts != first.Counts {
+		t.Errorf("stored summary %+v, want the first run's", stored)
+	}
+
+	// At the same time, on two execution environments; System B is slowed
+	// so that the runs overlap.
+	r.setFaults(bsim.Faults{LatencyMs: 150})
+	r.sim.ResetStats()
+	ev = scheduledEvent(t, "faults-concurrent", scheduledAt)
+	var wg sync.WaitGroup
+	calls := make([]*call, 2)
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := r.fns.Invoke(context.Background(), reconcileFn, ev, sandbox.InvokeOptions{CaptureLog: true})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			calls[i] = newCall(t, reconcileFn, res)
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	var statuses []string
+	for _, c := range calls {
+		statuses = append(statuses, string(summaryOf(t, c).Status))
+	}
+	slices.Sort(statuses)
+	if statuses[1] != string(reconcile.StatusRan) || (statuses[0] != string(reconcile.StatusInProgress) && statuses[0] != string(reconcile.StatusDuplicate)) {
+		t.Errorf("concurrent deliveries answered %v, want one ran and one inProgress (or duplicate)", statuses)
+	}
+	if n := r.sim.Stats().List; n != scan {
+		t.Errorf("concurrent deliveries made %d list requests, one full scan makes %d", n, scan)
+	}
+	wantWriteOnce(t, r, "faults-concurrent")
+	if s, _ := storedReport(t, r, "faults-concurrent"); !s.Complete || s.Counts != truthCounts() {
+		t.Errorf("stored summary %+v, want complete with the truth's counts", s)
+	}
+}
+
+// Row 12: the Lambda deadline arrives mid-reconciliation: the run stops
+// before it, and writes whole objects with "complete": false and where it
+// stopped; the invocation succeeds before its Timeout.
+func TestRow12DeadlineMidRun(t *testing.T) {
+	t.Parallel()
+	// 3 s: the run stops at the deadline minus its 1 s reserve; System B's
+	// three list pages take 800 ms each, so it stops after the second.
+	const timeout = 3 * time.Second
+	r := newRig(t, withTimeout(reconcileFn, timeout))
+	warm := summaryOf(t, r.invoke(reconcileFn, scheduledEvent(t, "faults-warm", scheduledAt)))
+	if !warm.Complete {
+		t.Fatalf("the warm-up run did not complete: %+v", warm)
+	}
+
+	r.setFaults(bsim.Faults{LatencyMs: 800})
+	c := r.invoke(reconcileFn, scheduledEvent(t, "faults-deadline", scheduledAt))
+	c.answeredBefore(timeout)
+	s := summaryOf(t, c)
+	if s.Complete || !strings.Contains(s.StoppedReason, "deadline") {
+		t.Errorf("complete=%v stoppedReason=%q, want an incomplete run stopped before the deadline", s.Complete, s.StoppedReason)
+	}
+	if s.StoppedAfter == "" || s.Counts.SystemB == 0 || s.Counts.SystemB >= data.truth.SystemB {
+		t.Errorf("stoppedAfter=%q counts %+v: want a run stopped mid-way", s.StoppedAfter, s.Counts)
+	}
+	if n := c.count(emf.ReconcileIncomplete); n != 1 {
+		t.Errorf("reconcile.incomplete.total = %v, want 1", n)
+	}
+	c.wantLog("INFO", "reconciliation finished", `"complete":false`)
+	wantWriteOnce(t, r, "faults-deadline")
+	stored, _ := storedReport(t, r, "faults-deadline")
+	if stored.Complete || stored.StoppedAfter != s.StoppedAfter || stored.Counts != s.Counts {
+		t.Errorf("stored summary %+v differs from the returned one %+v", stored, s)
+	}
+
+	r.setFaults(bsim.Faults{})
+	after := summaryOf(t, r.invoke(reconcileFn, scheduledEvent(t, "faults-after", scheduledAt)))
+	if !after.Complete || after.Counts != truthCounts() {
+		t.Errorf("the next run: complete=%v counts %+v, want a complete run", after.Complete, after.Counts)
+	}
+}
+
+// hookB calls hook once, when System B's list has yielded after records.
+type hookB struct {
+	inner reconcile.SystemB
+	after int
+	once  *sync.Once
+	hook  func()
+}
+
+func (h hookB) List(ctx context.Context) iter.Seq2[*merge.Record, error] {
+	return func(yield func(*merge.Record, error) bool) {
+		n := 0
+		for rec, err := range h.inner.List(ctx) {
+			if n++; n == h.after {
+				h.once.Do(h.hook)
+			}
+			if !yield(rec, err) {
+				return
+			}
+		}
+	}
+}
+
+// Row 8: a newer snapshot appears while a reconciliation runs: the run
+// finishes on the version it started with (even after the warm function
+// has switched to the new one) and its report names that version; the
+// next run uses the new one.
+//
+// Why in-process: the new version must appear, and be loaded by the same
+// execution environment, at a known point of the run (after 1,500 System B
+// records). A real bootstrap offers no hook there, and racing an upload
+// against a running process would not be deterministic. So this row drives
+// shared/app (the functions' wiring) and shared/reconcile against the same
+// real servers. It sets process environment variables (the AWS SDK reads
+// them), so it does not run in parallel.
+func TestRow08SnapshotReplacedMidRun(t *testing.T) {
+	r := newRig(t)
+	tmp := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_S3": r.s3.URL(), "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": "faults", "AWS_SECRET_ACCESS_KEY": "faults-secret", "AWS_SESSION_TOKEN": "",
+		"AWS_CONFIG_FILE": filepath.Join(tmp, "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(tmp, "none"),
+		"AWS_EC2_METADATA_DISABLED": "true", "TMPDIR": tmp,
+	} {
+		t.Setenv(k, v)
+	}
+	f, _ := tpl.Function(reconcileFn)
+	env, _ := f.ComposeEnv(map[string]string{
+		"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token, "SNAPSHOT_REFRESH_SECONDS": "1",
+	})
+	env["AWS_ENDPOINT_URL_S3"] = r.s3.URL()
+	out := &lineLog{next: suiteLog}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := app.New(ctx, app.Options{Function: "reconcile", Need: config.Need{Report: true},
+		Getenv: func(k string) string { return env[k] }, Stdout: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Store.Close()
+
+	v1 := r.versions[0]
+	newer := data.truth.ExportedAt.Add(24 * time.Hour)
+	dropped := 100 // the new snapshot lacks the first customers
+	snap2 := newSnapshot(t, newer, data.a[dropped:])
+	var v2 string
+	var filesDuring []string
+	rec := a.Reconciler()
+	rec.B = hookB{inner: rec.B, after: 1500, once: &sync.Once{}, hook: func() {
+		v2 = r.putSnapshot(snap2)
+		time.Sleep(refreshWait)
+		snap, err := a.Store.Acquire(ctx) // the warm environment's next request
+		if err != nil {
+			t.Errorf("acquire during the run: %v", err)
+			return
+		}
+		if got := snap.Version().VersionID; got != v2 {
+			t.Errorf("the store serves %q during the run, want the new %q", got, v2)
+		}
+		snap.Release()
+		filesDuring, _ = filepath.Glob(filepath.Join(tmp, "systema-*.db"))
+	}}
+
+	s1, err := rec.Run(ctx, reconcile.Event{ID: "faults-run-1", Time: scheduledAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2 == "" {
+		t.Fatal("the new snapshot was never uploaded: the hook did not run")
+	}
+	if s1.Snapshot.VersionID != v1 || !s1.Snapshot.ExportedAt.Equal(data.truth.ExportedAt) || !s1.Complete || s1.Counts != truthCounts() {
+		t.Errorf("run 1: snapshot %+v complete %v counts %+v; want version %s exported %v, complete, %+v",
+			s1.Snapshot, s1.Complete, s1.Counts, v1, data.truth.ExportedAt, truthCounts())
+	}
+	if len(filesDuring) != 2 {
+		t.Errorf("snapshot files during the run: %v, want the pinned old one and the new one", filesDuring)
+	}
+	if files, _ := filepath.Glob(filepath.Join(tmp, "systema-*.db")); len(files) != 1 {
+		t.Errorf("snapshot files after the run: %v, want only the new one (the old one released)", files)
+	}
+	if stored, _ := storedReport(t, r, "faults-run-1"); stored.Snapshot.VersionID != v1 {
+		t.Errorf("summary.json names snapshot %q, want %q", stored.Snapshot.VersionID, v1)
+	}
+
+	s2, err := rec.Run(ctx, reconcile.Event{ID: "faults-run-2", Time: scheduledAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.Snapshot.VersionID != v2 || !s2.Snapshot.ExportedAt.Equal(newer) || s2.Counts.SystemA != len(data.a)-dropped || !s2.Complete {
+		t.Errorf("run 2: snapshot %+v counts %+v, want version %s exported %v with %d System A customers",
+			s2.Snapshot, s2.Counts, v2, newer, len(data.a)-dropped)
+	}
+	a.Flush()
+	lines := out.lines()
+	loaded := 0
+	for _, l := range lines {
+		if strings.Contains(l, "systema: snapshot loaded") && (strings.Contains(l, v1) || strings.Contains(l, v2)) {
+			loaded++
+		}
+	}
+	if loaded != 2 {
+		t.Errorf("%d \"snapshot loaded\" lines for the two versions, want 2:\n%s", loaded, strings.Join(lines, "\n"))
+	}
+	c := newCall(t, reconcileFn, &sandbox.Result{Log: []byte(strings.Join(lines, "\n"))})
+	union := func(c reconcile.Counts) int { return c.InBoth + c.OnlyInSystemA + c.OnlyInSystemB }
+	if n := c.count(emf.ReconcileCustomers); n != float64(union(s1.Counts)+union(s2.Counts)) {
+		t.Errorf("reconcile.customers.total over both runs = %v, want %d", n, union(s1.Counts)+union(s2.Counts))
+	}
+}
+

@@ -1,0 +1,319 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" driver, to break snapshots
+
+	"github.com/acme/unified-customer-service/shared/demodata"
+	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/systema"
+	"github.com/acme/unified-customer-service/shared/telemetry/emf"
+)
+
+// refreshWait is a little more than SNAPSHOT_REFRESH_SECONDS=1: after it, the
+// next invocation looks for a newer snapshot.
+const refreshWait = 1100 * time.Millisecond
+
+// alteredSnapshot returns the data set's snapshot changed by SQL statements.
+func alteredSnapshot(t *testing.T, stmts ...string) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "altered.db")
+	if err := os.WriteFile(path, data.snapshot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// newSnapshot writes a snapshot of records exported at exportedAt, as
+// System A's batch does.
+func newSnapshot(t *testing.T, exportedAt time.Time, records []*merge.Record) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "new.db")
+	if err := systema.WriteSnapshot(context.Background(), path, exportedAt, slices.Values(records)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// badSnapshots are the snapshot faults of row 7, with what the logs must
+// say about each.
+func badSnapshots(t *testing.T) []struct {
+	name   string
+	body   []byte // nil: no object at all
+	reason string
+} {
+	return []struct {
+		name   string
+		body   []byte
+		reason string
+	}{
+		{"missing", nil, "snapshot not found"},
+		{"truncated", data.snapshot[:len(data.snapshot)/2+100], "truncated"},
+		{"not SQLite", bytes.Repeat([]byte("customers,export\n"), 4096), "not an SQLite database"},
+		{"wrong schema_version", alteredSnapshot(t, `UPDATE snapshot_meta SET value = '2' WHERE key = 'schema_version'`), "schema_version"},
+		{"WAL-mode file", alteredSnapshot(t, `PRAGMA journal_mode=WAL`), "WAL"},
+	}
+}
+
+// wantFromBOnly asserts a lookup answered from System B alone because
+// System A failed: nothing of the bad snapshot is in it.
+func wantFromBOnly(t *testing.T, c *call) lookupBody {
+	t.Helper()
+	var b lookupBody
+	if st := c.status(&b); st != http.StatusOK {
+		t.Fatalf("status %d, want 200 from System B", st)
+	}
+	if !b.Partial || !slices.Equal(b.Degraded, []string{"systemA"}) {
+		t.Errorf("partial=%v degraded=%v, want true [systemA]", b.Partial, b.Degraded)
+	}
+	if b.LastUpdated.SystemA != nil || b.Freshness.SystemA != nil {
+		t.Errorf("System A's lastUpdated/freshness used: %+v %+v", b.LastUpdated, b.Freshness)
+	}
+	for field, src := range b.Sources {
+		if src != "systemB" {
+			t.Errorf("sources[%s] = %s: System A's data was used", field, src)
+		}
+	}
+	if b.Email == conflictEmail && (b.Customer["phone"] != demodata.ShowcaseConflictPhoneB || b.Customer["loyaltyTier"] != "platinum") {
+		t.Errorf("phone %v tier %v, want System B's", b.Customer["phone"], b.Customer["loyaltyTier"])
+	}
+	if c.count(emf.SyncPartialResults) != 1 {
+		t.Errorf("sync.partial_results.total = %v, want 1", c.count(emf.SyncPartialResults))
+	}
+	if _, n := c.metric(emf.SyncLag); n != 0 {
+		t.Errorf("sync.lag.seconds recorded without a snapshot")
+	}
+	c.wantLog("WARN", "system unavailable", "system A")
+	return b
+}
+
+// Row 7: a missing, truncated, foreign, wrong-version or WAL-mode snapshot
+// makes System A unavailable: lookups answer partially from System B (404
+// naming the outage for a customer only System A holds), sync answers 503
+// naming System A, and nothing is served from the bad file.
+func TestRow07BadSnapshot(t *testing.T) {
+	t.Parallel()
+	for _, tc := range badSnapshots(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opt := withSnapshot(tc.body)
+			if tc.body == nil {
+				opt = withoutSnapshot()
+			}
+			r := newRig(t, opt)
+			c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+			wantFromBOnly(t, c)
+			c.findLog("ERROR", "systema: snapshot unavailable", tc.reason)
+
+			c = r.invoke(lookupFn, lookupEvent(t, onlyAEmail))
+			p := c.wantProblem(http.StatusNotFound)
+			if !strings.Contains(p.Detail, "System A is unavailable") || !slices.Equal(p.Degraded, []string{"systemA"}) {
+				t.Errorf("404 %+v does not say System A is unavailable", p)
+			}
+
+			c = r.invoke(lookupFn, lookupEvent(t, onlyBEmail))
+			wantFromBOnly(t, c)
+
+			s := r.invoke(syncFn, syncEvent(t, conflictEmail))
+			wantSyncDown(t, s, "systemA")
+		})
+	}
+}
+
+// Row 9: a refresh finds a corrupt new snapshot: the last good one keeps
+// serving, the failure is logged (naming both versions) and counted; a
+// later good snapshot is picked up.
+func TestRow09CorruptRefresh(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, withEnv("SNAPSHOT_REFRESH_SECONDS", "1"))
+	good := r.versions[0]
+	c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+	first := wantBothSystems(t, c)
+	c.findLog("INFO", "systema: snapshot loaded", good)
+	r.invoke(syncFn, syncEvent(t, conflictEmail)).ok() // each warm process holds the good one
+
+	bad := r.putSnapshot(alteredSnapshot(t, `UPDATE snapshot_meta SET value = '2' WHERE key = 'schema_version'`))
+	time.Sleep(refreshWait)
+	c = r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+	b := wantBothSystems(t, c)
+	if b.Freshness.SystemA == nil || !b.Freshness.SystemA.Equal(*first.Freshness.SystemA) || b.LastUpdated.SystemA == nil {
+		t.Errorf("freshness.systemA %v, want the last good snapshot's %v", b.Freshness.SystemA, first.Freshness.SystemA)
+	}
+	s := r.invoke(syncFn, syncEvent(t, conflictEmail))
+	if st := s.status(nil); st != http.StatusOK {
+		t.Errorf("sync: status %d, want 200 from the last good snapshot", st)
+	}
+	for _, c := range []*call{c, s} {
+		if n := c.count(emf.SnapshotRefreshFailures); n != 1 {
+			t.Errorf("%s: systema.snapshot_refresh_failures.total = %v, want 1", c.fn, n)
+		}
+		c.findLog("WARN", "snapshot refresh failed; serving the last good snapshot", bad, good, "schema_version")
+	}
+
+	exported := data.truth.ExportedAt.Add(24 * time.Hour)
+	next := r.putSnapshot(newSnapshot(t, exported, data.a))
+	time.Sleep(refreshWait)
+	c = r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+	b = wantBothSystems(t, c)
+	if b.Freshness.SystemA == nil || !b.Freshness.SystemA.Equal(exported) {
+		t.Errorf("freshness.systemA %v, want the new snapshot's %v", b.Freshness.SystemA, exported)
+	}
+	c.findLog("INFO", "systema: snapshot loaded", next)
+	if n := c.count(emf.SnapshotRefreshFailures); n != 0 {
+		t.Errorf("systema.snapshot_refresh_failures.total = %v after a good refresh", n)
+	}
+}
+
+// s3Proxy stands in front of the S3 server and misbehaves on the snapshot
+// object: it answers 503 SlowDown (throttling) to the first throttle
+// requests, or to every one while always is set.
+type s3Proxy struct {
+	mu        sync.Mutex
+	throttle  int  // snapshot requests still to throttle
+	always    bool // throttle every snapshot request
+	requests  map[string]int
+	throttled int
+}
+
+// front returns the rig option that puts the proxy in front of S3.
+func (p *s3Proxy) front(t *testing.T) rigOption {
+	return withS3Front(func(s3URL string) string {
+		u, err := url.Parse(s3URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp := httputil.NewSingleHostReverseProxy(u)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/"+snapshotBucket+"/"+snapshotKey && p.hit(r.Method) {
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				if r.Method != http.MethodHead {
+					w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>faults</RequestId></Error>`)) //nolint:errcheck // test server
+				}
+				return
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	})
+}
+
+// hit counts a snapshot request and says whether to throttle it.
+func (p *s3Proxy) hit(method string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.requests == nil {
+		p.requests = map[string]int{}
+	}
+	p.requests[method]++
+	if p.always || p.throttle > 0 {
+		p.throttle--
+		p.throttled++
+		return true
+	}
+	return false
+}
+
+// counts returns the snapshot requests by method and the throttled ones,
+// and zeroes them.
+func (p *s3Proxy) counts() (map[string]int, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, n := p.requests, p.throttled
+	p.requests, p.throttled = nil, 0
+	return r, n
+}
+
+func (p *s3Proxy) set(throttle int, always bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.throttle, p.always = throttle, always
+}
+
+// sdkMaxAttempts is the AWS SDK's default attempts per request.
+const sdkMaxAttempts = 3
+
+// Row 10: S3 throttling (503 SlowDown) on the snapshot fetch is retried by
+// the SDK (the snapshot is then served); sustained, System A is
+// unavailable and the lookup answers partially in time; during a warm
+// refresh, the last good snapshot keeps serving.
+func TestRow10S3SlowDown(t *testing.T) {
+	t.Parallel()
+	t.Run("retried by the SDK", func(t *testing.T) {
+		t.Parallel()
+		p := &s3Proxy{throttle: sdkMaxAttempts - 1}
+		r := newRig(t, p.front(t))
+		c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+		wantBothSystems(t, c)
+		c.findLog("INFO", "systema: snapshot loaded", r.versions[0])
+		req, throttled := p.counts()
+		if throttled != sdkMaxAttempts-1 || req[http.MethodHead] != sdkMaxAttempts || req[http.MethodGet] != 1 {
+			t.Errorf("snapshot requests %v, %d throttled; want %d HEADs (%d throttled) then one GET", req, throttled, sdkMaxAttempts, sdkMaxAttempts-1)
+		}
+	})
+	t.Run("sustained: partial", func(t *testing.T) {
+		t.Parallel()
+		p := &s3Proxy{always: true}
+		r := newRig(t, p.front(t))
+		c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+		wantFromBOnly(t, c)
+		c.answeredBefore(lookupTimeout(t))
+		c.findLog("ERROR", "systema: snapshot unavailable", "exceeded maximum number of attempts, 3", "StatusCode: 503")
+		if req, throttled := p.counts(); req[http.MethodHead] != sdkMaxAttempts || req[http.MethodGet] != 0 || throttled != sdkMaxAttempts {
+			t.Errorf("snapshot requests %v (%d throttled), want %d throttled HEADs", req, throttled, sdkMaxAttempts)
+		}
+	})
+	t.Run("during a refresh: the last good one serves", func(t *testing.T) {
+		t.Parallel()
+		p := &s3Proxy{}
+		r := newRig(t, p.front(t), withEnv("SNAPSHOT_REFRESH_SECONDS", "1"))
+		wantBothSystems(t, r.invoke(lookupFn, lookupEvent(t, conflictEmail)))
+		p.set(0, true)
+		p.counts()
+		time.Sleep(refreshWait)
+		c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+		wantBothSystems(t, c)
+		if n := c.count(emf.SnapshotRefreshFailures); n != 1 {
+			t.Errorf("systema.snapshot_refresh_failures.total = %v, want 1", n)
+		}
+		c.findLog("WARN", "snapshot refresh failed; serving the last good snapshot", "StatusCode: 503", r.versions[0])
+		if req, _ := p.counts(); req[http.MethodHead] != sdkMaxAttempts {
+			t.Errorf("snapshot requests %v, want %d HEADs", req, sdkMaxAttempts)
+		}
+	})
+}

@@ -1,0 +1,304 @@
+package faults
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
+	"github.com/acme/unified-customer-service/shared/demodata"
+	"github.com/acme/unified-customer-service/shared/telemetry/emf"
+)
+
+// The showcase customers the rows look up.
+const (
+	conflictEmail = demodata.ShowcaseConflict      // in both systems, phone differs
+	inSyncEmail   = demodata.ShowcaseInSync        // in both, identical
+	onlyAEmail    = demodata.ShowcaseOnlyInSystemA // System A only
+	onlyBEmail    = demodata.ShowcaseOnlyInSystemB // System B only
+)
+
+// lookupTimeout is LookupFunction's Timeout in the template.
+func lookupTimeout(t *testing.T) time.Duration {
+	t.Helper()
+	f, _ := tpl.Function(lookupFn)
+	return f.Timeout
+}
+
+// wantFromAOnly asserts a lookup answered from System A alone because
+// System B failed: nothing of System B is in it.
+func wantFromAOnly(t *testing.T, c *call) lookupBody {
+	t.Helper()
+	var b lookupBody
+	if st := c.status(&b); st != http.StatusOK {
+		t.Fatalf("status %d, want 200 from System A", st)
+	}
+	if !b.Partial || !slices.Equal(b.Degraded, []string{"systemB"}) {
+		t.Errorf("partial=%v degraded=%v, want true [systemB]", b.Partial, b.Degraded)
+	}
+	if b.LastUpdated.SystemB != nil || b.Freshness.SystemB != nil {
+		t.Errorf("System B's lastUpdated/freshness used: %+v %+v", b.LastUpdated, b.Freshness)
+	}
+	for field, src := range b.Sources {
+		if src != "systemA" {
+			t.Errorf("sources[%s] = %s: System B's data was used", field, src)
+		}
+	}
+	if len(b.Conflicts) != 0 {
+		t.Errorf("conflicts with a failed System B: %v", b.Conflicts)
+	}
+	if b.Email == conflictEmail && b.Customer["phone"] != demodata.ShowcaseConflictPhoneA {
+		t.Errorf("phone = %v, want System A's", b.Customer["phone"])
+	}
+	if c.count(emf.SyncPartialResults) != 1 {
+		t.Errorf("sync.partial_results.total = %v, want 1", c.count(emf.SyncPartialResults))
+	}
+	c.wantLog("WARN", "system unavailable", `"emailHash"`, "system B")
+	return b
+}
+
+// wantBothSystems asserts a full (not partial) lookup answer that used
+// System B.
+func wantBothSystems(t *testing.T, c *call) lookupBody {
+	t.Helper()
+	var b lookupBody
+	if st := c.status(&b); st != http.StatusOK {
+		t.Fatalf("status %d, want 200", st)
+	}
+	if b.Partial || len(b.Degraded) != 0 {
+		t.Errorf("partial=%v degraded=%v, want a full answer", b.Partial, b.Degraded)
+	}
+	if b.Email == conflictEmail && (b.Customer["phone"] != demodata.ShowcaseConflictPhoneB || b.LastUpdated.SystemB == nil) {
+		t.Errorf("phone %v lastUpdated %+v: System B's newer phone not used", b.Customer["phone"], b.LastUpdated)
+	}
+	if n, _ := c.metric(emf.SyncPartialResults); n != 0 {
+		t.Errorf("sync.partial_results.total = %v on a full answer", n)
+	}
+	c.noLog("WARN", "system unavailable")
+	return b
+}
+
+// wantSyncDown asserts sync's 503 naming the systems down.
+func wantSyncDown(t *testing.T, c *call, systems ...string) {
+	t.Helper()
+	p := c.wantProblem(http.StatusServiceUnavailable)
+	want := map[string]string{"systemA": "System A", "systemB": "System B"}
+	for _, s := range systems {
+		if !strings.Contains(p.Detail, want[s]) {
+			t.Errorf("detail %q does not name %s", p.Detail, want[s])
+		}
+	}
+	if !slices.Equal(p.Degraded, systems) {
+		t.Errorf("degraded = %v, want %v", p.Degraded, systems)
+	}
+	if c.count(emf.SyncPartialResults) != 1 {
+		t.Errorf("sync.partial_results.total = %v, want 1", c.count(emf.SyncPartialResults))
+	}
+}
+
+// wantCalls asserts the System B requests the simulator saw and that the
+// function recorded one system_b.latency sample per request.
+func wantCalls(t *testing.T, r *rig, c *call, requests int64) {
+	t.Helper()
+	if got := r.sim.Stats().Requests; got != requests {
+		t.Errorf("System B saw %d requests, want %d", got, requests)
+	}
+	if _, n := c.metric(emf.SystemBLatency); int64(n) != requests {
+		t.Errorf("system_b.latency has %d samples, want one per request (%d)", n, requests)
+	}
+}
+
+// Row 1: System B hangs. Every call is cut at its budget (here
+// SYSTEM_B_TIMEOUT_MS=300, retried up to MaxAttempts=4), and the lookup
+// answers from System A well inside the Lambda timeout; sync answers 503
+// naming System B. With a Timeout shorter than SYSTEM_B_TIMEOUT_MS, the one
+// call is cut at the deadline minus the client's reserve, so the lookup
+// still answers before the deadline.
+func TestRow01SystemBHangs(t *testing.T) {
+	t.Parallel()
+	t.Run("cut at SYSTEM_B_TIMEOUT_MS", func(t *testing.T) {
+		t.Parallel()
+		r := newRig(t, withEnv("SYSTEM_B_TIMEOUT_MS", "300"))
+		r.setFaults(bsim.Faults{Hang: true})
+		c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+		wantFromAOnly(t, c)
+		c.answeredBefore(lookupTimeout(t))
+		wantCalls(t, r, c, 4)
+		c.wantLog("WARN", "system unavailable", "timed out")
+
+		r.sim.ResetStats()
+		s := r.invoke(syncFn, syncEvent(t, conflictEmail, inSyncEmail))
+		wantSyncDown(t, s, "systemB")
+		s.answeredBefore(lookupTimeout(t))
+		s.wantLog("WARN", "system unavailable", "timed out")
+	})
+	t.Run("cut at the Lambda deadline", func(t *testing.T) {
+		t.Parallel()
+		const timeout = 2 * time.Second // the call's own budget (2000 ms) does not fit
+		r := newRig(t, withTimeout(lookupFn, timeout), withTimeout(syncFn, timeout))
+		r.setFaults(bsim.Faults{Hang: true})
+		c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+		wantFromAOnly(t, c)
+		c.answeredBefore(timeout)
+		wantCalls(t, r, c, 1) // no time is left for a retry
+		s := r.invoke(syncFn, syncEvent(t, conflictEmail))
+		wantSyncDown(t, s, "systemB")
+		s.answeredBefore(timeout)
+	})
+}
+
+// Row 2: System B answers 503 three times, then 200: the client's bounded,
+// jittered retries (MaxAttempts 4 in shared/app) get the answer; the
+// simulator sees exactly four requests, so no other layer retries.
+func TestRow02SystemB503ThenOK(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.setFaults(bsim.Faults{FailNext: 3, Status: http.StatusServiceUnavailable})
+	c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+	wantBothSystems(t, c)
+	wantCalls(t, r, c, 4)
+	if st := r.sim.Stats(); st.Injected != 3 || st.Get != 1 {
+		t.Errorf("simulator stats %+v, want 3 injected then 1 get served", st)
+	}
+}
+
+// Row 3: System B 400 and 404 are not retried; a 404 means "only in
+// System A", not a failure.
+func TestRow03SystemB4xx(t *testing.T) {
+	t.Parallel()
+	t.Run("400 is a failure, not retried", func(t *testing.T) {
+		t.Parallel()
+		r := newRig(t)
+		r.setFaults(bsim.Faults{ErrorRate: 1, Status: http.StatusBadRequest})
+		c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+		wantFromAOnly(t, c)
+		wantCalls(t, r, c, 1)
+		c.wantLog("WARN", "system unavailable", "status 400")
+	})
+	t.Run("404 is only in System A", func(t *testing.T) {
+		t.Parallel()
+		r := newRig(t)
+		c := r.invoke(lookupFn, lookupEvent(t, onlyAEmail)) // System B really answers 404
+		b := wantBothSystems(t, c)
+		if b.LastUpdated.SystemA == nil || b.LastUpdated.SystemB != nil || b.Freshness.SystemB == nil {
+			t.Errorf("lastUpdated %+v freshness %+v: want System A's record, System B asked", b.LastUpdated, b.Freshness)
+		}
+		wantCalls(t, r, c, 1)
+
+		r.sim.ResetStats() // an injected 404 for a customer System B holds reads the same
+		r.setFaults(bsim.Faults{ErrorRate: 1, Status: http.StatusNotFound})
+		c = r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+		var b2 lookupBody
+		if st := c.status(&b2); st != http.StatusOK || b2.Partial || b2.Customer["phone"] != demodata.ShowcaseConflictPhoneA {
+			t.Errorf("status %d partial %v phone %v, want 200 from System A, not partial", st, b2.Partial, b2.Customer["phone"])
+		}
+		wantCalls(t, r, c, 1)
+
+		s := r.invoke(syncFn, syncEvent(t, onlyAEmail))
+		var sb syncBody
+		if st := s.status(&sb); st != http.StatusOK || len(sb.Results) != 1 || !slices.Equal(sb.Results[0].PresentIn, []string{"systemA"}) || sb.Results[0].InSync {
+			t.Errorf("sync: status %d %+v, want 200, present in System A only, not in sync", st, sb)
+		}
+	})
+}
+
+// Row 4: System B 429 with Retry-After: 3600: no hour-long wait (the wait
+// is over the client's cap, so no retry), a degraded answer within budget.
+func TestRow04SystemB429RetryAfter(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.setFaults(bsim.Faults{ErrorRate: 1, Status: http.StatusTooManyRequests, RetryAfter: "3600"})
+	c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+	wantFromAOnly(t, c)
+	c.answeredBefore(lookupTimeout(t))
+	wantCalls(t, r, c, 1)
+	c.wantLog("WARN", "system unavailable", "status 429", "no retry")
+	s := r.invoke(syncFn, syncEvent(t, conflictEmail))
+	wantSyncDown(t, s, "systemB")
+	s.answeredBefore(lookupTimeout(t))
+}
+
+// Row 5: broken System B answers are System B failures; nothing of them is
+// used, and a redirect is not followed.
+func TestRow05SystemBBadAnswers(t *testing.T) {
+	t.Parallel()
+	var redirected atomic.Int64
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		redirected.Add(1)
+		w.Write([]byte(`{"email":"grace.hopper@example.com","phone":"+1 202 555 0100"}`)) //nolint:errcheck // test server
+	}))
+	t.Cleanup(target.Close)
+	tests := []struct {
+		name   string
+		faults bsim.Faults
+		cause  string // in the logged error
+	}{
+		{"invalid JSON", bsim.Faults{Malformed: true}, "breaks the System B contract"},
+		{"truncated body", bsim.Faults{Truncated: true}, "truncated body"},
+		{"body over the cap", bsim.Faults{Oversized: true, OversizedBytes: 2 << 20}, "cap"},
+		{"record without a valid lastUpdated", bsim.Faults{BadLastUpdated: true}, "lastUpdated"},
+		{"302 to another host", bsim.Faults{Redirect: target.URL + "/customers/grace.hopper@example.com"}, "redirect not followed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t)
+			r.setFaults(tc.faults)
+			c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+			wantFromAOnly(t, c)
+			wantCalls(t, r, c, 1)
+			c.wantLog("WARN", "system unavailable", tc.cause)
+			s := r.invoke(syncFn, syncEvent(t, conflictEmail))
+			wantSyncDown(t, s, "systemB")
+		})
+	}
+	t.Cleanup(func() {
+		if n := redirected.Load(); n != 0 {
+			t.Errorf("the redirect target got %d requests", n)
+		}
+	})
+}
+
+// Row 6: a sustained System B outage: the retry budget (a token bucket of
+// 10 retries, +0.2 per call, +1 per second) stops the retry storm. Without
+// it, every lookup would make MaxAttempts = 4 requests.
+func TestRow06SustainedOutage(t *testing.T) {
+	t.Parallel()
+	const lookups = 40
+	r := newRig(t)
+	r.invoke(lookupFn, lookupEvent(t, inSyncEmail)).ok() // warm: the budget lives in the process
+	r.setFaults(bsim.Faults{ErrorRate: 1, Status: http.StatusServiceUnavailable})
+	r.sim.ResetStats()
+	start := time.Now()
+	exhausted := 0
+	for i := range lookups {
+		c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+		wantFromAOnly(t, c)
+		if len(c.logged("WARN", "system unavailable")) > 0 && strings.Contains(strings.Join(c.lines, "\n"), "retry budget exhausted") {
+			exhausted++
+		}
+		if t.Failed() {
+			t.Fatalf("lookup %d failed", i)
+		}
+	}
+	elapsed := time.Since(start)
+	got := r.sim.Stats().Requests
+	// One request per lookup, plus at most what the bucket holds, earns and
+	// refills meanwhile.
+	bound := int64(lookups + 10 + lookups/5 + int(elapsed.Seconds()) + 1)
+	if got > bound {
+		t.Errorf("System B saw %d requests for %d lookups in %v, over the retry budget's %d", got, lookups, elapsed, bound)
+	}
+	if got >= 4*lookups {
+		t.Errorf("System B saw %d requests: a retry storm", got)
+	}
+	if exhausted == 0 {
+		t.Errorf("no lookup logged that the retry budget was exhausted")
+	}
+	t.Logf("%d lookups during the outage: %d System B requests (%d without a budget), %d lookups refused a retry by the budget, in %v",
+		lookups, got, 4*lookups, exhausted, elapsed.Round(time.Millisecond))
+}
