@@ -67,7 +67,7 @@ lint-go:
 
 ## bench: the benchmark suite (see docs/benchmarks.md)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./shared/...
+	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## fuzz: longer fuzzing of every fuzz target (FUZZTIME each, default 30s)
 FUZZTIME ?= 30s
@@ -76,6 +76,11 @@ fuzz:
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; done
+
+## load: bounded load run; starts its own local stack: 32 clients x 30 s, healthy then System B at 20% errors (LOADFLAGS to change)
+LOADFLAGS ?= -c 32 -d 30s
+load:
+	$(GO) run ./cmd/loadgen -stack $(LOADFLAGS)
 
 clean:
 	rm -rf dist .aws-sam
