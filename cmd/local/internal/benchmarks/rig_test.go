@@ -331,6 +331,7 @@ type funcLog struct {
 	mu           sync.Mutex
 	sbLatencyMS  []float64
 	snapshotLoad []time.Duration
+	snapshotLine string // the last "snapshot loaded" line
 	tail         []string
 }
 
@@ -373,6 +374,7 @@ func (l *funcLog) parse(line string) {
 		}
 		if d, ok := parseDuration(doc.Took); ok {
 			l.snapshotLoad = append(l.snapshotLoad, d)
+			l.snapshotLine = line
 		}
 	}
 }
