@@ -117,6 +117,9 @@ const (
 	StatusRan        Status = "ran"        // this call ran the reconciliation and wrote the report
 	StatusDuplicate  Status = "duplicate"  // the event's report already existed; it is returned as stored
 	StatusInProgress Status = "inProgress" // another delivery of the event is running it now
+	// StatusAbandoned: the delivery that claimed the event died (its deadline
+	// passed) without writing the report; Run returns ErrAbandoned with it.
+	StatusAbandoned Status = "abandoned"
 )
 
 // Keys of a run's objects below the report prefix.
@@ -127,11 +130,40 @@ func keys(ev Event) (claim, summary, details string) {
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
+// ErrAbandoned is returned (wrapped) for an event whose claim outlived its
+// claimant's deadline without a report: that run died (killed, out of
+// memory). The report can no longer be written under the event's keys, so
+// the failure is returned for the event to be retried and then
+// dead-lettered (the DLQ alarm), rather than answering inProgress forever.
+var ErrAbandoned = errors.New("reconcile: an earlier delivery of this event died before writing its report")
+
+// claimDoc is claim.json: who runs the event, and until when at the latest.
+type claimDoc struct {
+	EventID   string    `json:"eventId"`
+	StartedAt time.Time `json:"startedAt"`
+	Deadline  time.Time `json:"deadline,omitzero"` // the claimant's Lambda deadline
+}
+
+// abandoned reports whether the claim under key names a deadline that has
+// passed, and returns it.
+func (r *Reconciler) abandoned(ctx context.Context, key string) (time.Time, bool) {
+	b, err := r.Reports.Get(ctx, key)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var c claimDoc
+	if json.Unmarshal(b, &c) != nil || c.Deadline.IsZero() {
+		return time.Time{}, false
+	}
+	return c.Deadline, time.Now().After(c.Deadline)
+}
+
 // ErrBadEvent is returned (wrapped) for an event that cannot key a report.
 var ErrBadEvent = errors.New("reconcile: bad event")
 
 // Run reconciles once for ev. A second delivery of ev returns the stored
-// summary (or StatusInProgress) without scanning. A run that reaches its
+// summary (or StatusInProgress, or ErrAbandoned once the claimant's
+// deadline has passed without a report) without scanning. A run that reaches its
 // deadline or loses a system mid-way still writes a report, with
 // complete=false; the error is returned alongside the summary then.
 func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
@@ -153,11 +185,21 @@ func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
 	defer snap.Release()
 
 	started := r.now()
-	claim, _ := json.Marshal(map[string]any{"eventId": ev.ID, "startedAt": started})
+	c := claimDoc{EventID: ev.ID, StartedAt: started}
+	if dl, ok := ctx.Deadline(); ok {
+		c.Deadline = dl.UTC()
+	}
+	claim, _ := json.Marshal(c)
 	if err := r.Reports.PutIfAbsent(ctx, claimKey, strings.NewReader(string(claim)), "application/json"); err != nil {
 		if errors.Is(err, report.ErrExists) {
 			if s, ok, err := r.stored(ctx, ev, summaryKey); ok || err != nil {
 				return s, err
+			}
+			if dl, ok := r.abandoned(ctx, claimKey); ok {
+				r.Log.ErrorContext(ctx, "an earlier delivery of this event stopped without writing its report; failing so that the event is retried and then dead-lettered",
+					"eventId", ev.ID, "claimDeadline", dl)
+				return Summary{EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusAbandoned},
+					fmt.Errorf("%w (its claim's deadline %s has passed)", ErrAbandoned, dl.Format(time.RFC3339))
 			}
 			return Summary{EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusInProgress}, nil
 		}

@@ -275,6 +275,40 @@ func TestRunStopsWhenSystemBCutsAtItsReserve(t *testing.T) {
 	}
 }
 
+func TestRunAbandonedClaim(t *testing.T) {
+	tests := []struct {
+		name  string
+		claim string
+		want  reconcile.Status
+	}{
+		{"claimant's deadline passed", `{"eventId":"x","startedAt":"2026-11-24T03:30:00Z","deadline":"2026-11-24T03:45:00Z"}`, reconcile.StatusAbandoned},
+		{"claimant still within its deadline", `{"eventId":"x","startedAt":"2026-11-24T03:30:00Z","deadline":"2999-01-01T00:00:00Z"}`, reconcile.StatusInProgress},
+		{"claim without a deadline", `{"eventId":"x","startedAt":"2026-11-24T03:30:00Z"}`, reconcile.StatusInProgress},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sys := testkit.NewSystems(t, 50)
+			r, b, dir := newReconciler(t, sys)
+			day := filepath.Join(dir, "2026-11-24", event.ID)
+			if err := os.MkdirAll(day, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(day, "claim.json"), []byte(tc.claim), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			sum, err := r.Run(ctx, event)
+			if sum.Status != tc.want || (tc.want == reconcile.StatusAbandoned) != errors.Is(err, reconcile.ErrAbandoned) {
+				t.Errorf("Run = %s, %v; want %s", sum.Status, err, tc.want)
+			}
+			if b.lists.Load() != 0 {
+				t.Errorf("System B was scanned")
+			}
+		})
+	}
+}
+
 func TestRunSystemBFailsMidway(t *testing.T) {
 	sys := testkit.NewSystems(t, 500)
 	sys.BErr = errors.New("systemb: unavailable")
