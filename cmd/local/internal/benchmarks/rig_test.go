@@ -67,6 +67,12 @@ func benchMix(t testing.TB) demodata.Mix {
 	return m
 }
 
+// mixString renders m in percent.
+func mixString(m demodata.Mix) string {
+	return fmt.Sprintf("%.1f%% identical, %.1f%% cosmetic-only, %.1f%%+%.1f%% conflicting (A/B newer), %.1f%%+%.1f%% in one system only (A/B)",
+		100*m.InSync, 100*m.CosmeticOnly, 100*m.ConflictANewer, 100*m.ConflictBNewer, 100*m.OnlyInSystemA, 100*m.OnlyInSystemB)
+}
+
 // dataSet returns the truth of gen's data set in dir, generating it unless
 // dir already holds it (the same seed, size and mix).
 func dataSet(t testing.TB, dir string, gen demodata.Config) (_ demodata.Truth, generated bool) {
@@ -263,7 +269,7 @@ func newRig(t testing.TB, tpl *samtemplate.Template, n int) *rig {
 		what = "generated"
 	}
 	t.Logf("data set n=%d (mix %s) %s in %s; snapshot uploaded to %s, %d System B customers loaded; %s",
-		n, gen.Mix, what, r.dataDir, r.s3.URL(), r.sim.Len(), r.setup.Round(time.Millisecond))
+		n, mixString(gen.Mix), what, r.dataDir, r.s3.URL(), r.sim.Len(), r.setup.Round(time.Millisecond))
 	return r
 }
 
