@@ -71,10 +71,11 @@ bench:
 
 ## fuzz: longer fuzzing of every fuzz target (FUZZTIME each, default 30s)
 FUZZTIME ?= 30s
+FUZZFLAGS ?= -fuzzminimizetime 5s
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg || exit 1; \
 	  done; done
 
 ## load: bounded load run; starts its own local stack: 32 clients x 30 s, healthy then System B at 20% errors (LOADFLAGS to change)

@@ -64,6 +64,10 @@ func emailProblem(email string) string {
 			return `contains '/' or '\'`
 		case r == '@':
 			ats++
+		case r >= utf8.RuneSelf && unicode.ToLower(r) < utf8.RuneSelf:
+			// The Kelvin sign K (U+212A) and İ (U+0130) lower-case to ASCII,
+			// so they would join another customer's key: a look-alike.
+			return "contains a non-ASCII letter that lower-cases to ASCII (a look-alike)"
 		}
 	}
 	if ats != 1 {

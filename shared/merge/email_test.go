@@ -87,3 +87,16 @@ func TestParseEmail(t *testing.T) {
 		})
 	}
 }
+
+func TestParseEmailRefusesCaseLookAlikes(t *testing.T) {
+	for name, email := range map[string]string{
+		"Kelvin sign":      "\u212Aatherine.johnson@example.org",
+		"dotted capital I": "\u0130da@example.org",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if key, err := ParseEmail(email); !errors.Is(err, ErrInvalidEmail) {
+				t.Errorf("ParseEmail(%q) = %q, %v; want ErrInvalidEmail (its key would be another customer's)", email, key, err)
+			}
+		})
+	}
+}
