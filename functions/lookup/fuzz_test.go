@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/testkit"
 )
 
 // FuzzLookupEvent drives Handle with an arbitrary path parameter, raw path
@@ -61,7 +62,7 @@ func FuzzLookupEvent(f *testing.F) {
 		if resp.StatusCode != want {
 			t.Fatalf("status = %d, want %d (email %q): %.300s", resp.StatusCode, want, email, resp.Body)
 		}
-		checkHeaders(t, resp)
+		testkit.CheckHeaders(t, resp)
 		if strings.Contains(logs.String(), "@") {
 			t.Fatalf("logs carry an email: %.300s", logs.String())
 		}
@@ -72,7 +73,7 @@ func FuzzLookupEvent(f *testing.F) {
 			// The reasons' texts hold '@' only as "'@'" between spaces, so an
 			// input with an '@' and a letter or digit is in them only if echoed.
 			in := strings.TrimSpace(email)
-			if strings.Contains(in, "@") && strings.ContainsFunc(in, isAlnum) && strings.Contains(problemDetail(t, resp), in) {
+			if strings.Contains(in, "@") && strings.ContainsFunc(in, isAlnum) && strings.Contains(testkit.ProblemDetail(t, resp), in) {
 				t.Fatalf("problem body contains the input %q: %s", email, resp.Body)
 			}
 			return

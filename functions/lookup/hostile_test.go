@@ -132,38 +132,6 @@ func (c hostileLookup) request() events.APIGatewayV2HTTPRequest {
 }
 
 // checkHeaders insists on the headers of every answer.
-func checkHeaders(t *testing.T, resp events.APIGatewayV2HTTPResponse) {
-	t.Helper()
-	want := "application/problem+json"
-	if resp.StatusCode == 200 {
-		want = "application/json"
-	}
-	if h := resp.Headers; h["Content-Type"] != want || h["Cache-Control"] != "no-store" || h["X-Content-Type-Options"] != "nosniff" {
-		t.Errorf("status %d headers %v, want Content-Type %s, no-store, nosniff", resp.StatusCode, h, want)
-	}
-}
-
-// problemDetail decodes a problem body, checks its fields and that it
-// quotes no email (an '@' appears only as the quoted "'@'" of a reason),
-// and returns its detail.
-func problemDetail(t *testing.T, resp events.APIGatewayV2HTTPResponse) string {
-	t.Helper()
-	var p struct {
-		Type, Title, Detail string
-		Status              int
-	}
-	if err := json.Unmarshal([]byte(resp.Body), &p); err != nil {
-		t.Fatalf("problem body is not JSON: %v: %q", err, resp.Body)
-	}
-	if p.Status != resp.StatusCode || p.Type != "about:blank" || p.Title == "" || p.Detail == "" {
-		t.Errorf("problem %+v for status %d", p, resp.StatusCode)
-	}
-	if strings.Contains(strings.ReplaceAll(resp.Body, "'@'", ""), "@") {
-		t.Errorf("problem body quotes an email: %s", resp.Body)
-	}
-	return p.Detail
-}
-
 func TestHandleHostileLookups(t *testing.T) {
 	sys := hostileSystems(t)
 	for _, tt := range hostileLookups {
@@ -177,7 +145,7 @@ func TestHandleHostileLookups(t *testing.T) {
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status = %d, want %d: %.300s", resp.StatusCode, tt.status, resp.Body)
 			}
-			checkHeaders(t, resp)
+			testkit.CheckHeaders(t, resp)
 			if strings.Contains(logs.String(), "@") {
 				t.Errorf("logs carry an email: %.300s", logs.String())
 			}
@@ -191,7 +159,7 @@ func TestHandleHostileLookups(t *testing.T) {
 				}
 				return
 			}
-			if detail := problemDetail(t, resp); !strings.Contains(detail, tt.reason) {
+			if detail := testkit.ProblemDetail(t, resp); !strings.Contains(detail, tt.reason) {
 				t.Errorf("detail %q does not give the reason %q", detail, tt.reason)
 			}
 			if tt.status == 400 && sys.Calls.Load() != before {
