@@ -352,4 +352,3 @@ func TestRow08SnapshotReplacedMidRun(t *testing.T) {
 		t.Errorf("reconcile.customers.total over both runs = %v, want %d", n, union(s1.Counts)+union(s2.Counts))
 	}
 }
-
