@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,7 +110,7 @@ func setup(tmp string) error {
 		return fmt.Errorf("make is not on PATH: the functions are built with the Makefile: %w", err)
 	}
 	var err error
-	tpl, err = samtemplate.Load("../../../../template.yaml", samtemplate.Options{})
+	tpl, err = samtemplate.Load(filepath.Join(repoRoot, "template.yaml"), samtemplate.Options{})
 	if err != nil {
 		return err
 	}
@@ -140,6 +141,36 @@ func setup(tmp string) error {
 		return err
 	})
 	return eg.Wait()
+}
+
+// repoRoot is the module's root, from this package's directory.
+const repoRoot = "../../../.."
+
+// statSources stats every file the bootstraps are built from. make builds
+// them in a child process, which go test's result cache does not watch;
+// the files the test process stats while tests run (not in TestMain before
+// m.Run), it does: a change to one of them then invalidates a cached PASS.
+// newRig calls it once.
+var statSources = sync.OnceValue(func() error { return statTree(repoRoot) })
+
+func statTree(root string) error {
+	for _, f := range []string{"go.mod", "go.sum", "Makefile", "template.yaml"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			return err
+		}
+	}
+	for _, dir := range []string{"functions", "shared"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				_, err = os.Stat(p)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dataset is the generated data: System A's snapshot and System B's
@@ -273,6 +304,9 @@ type rig struct {
 // personal data.
 func newRig(t *testing.T, opts ...rigOption) *rig {
 	t.Helper()
+	if err := statSources(); err != nil {
+		t.Fatal(err)
+	}
 	cfg := rigConfig{env: map[string]string{}, timeouts: map[string]time.Duration{}, instances: map[string]int{}}
 	for _, o := range opts {
 		o(&cfg)

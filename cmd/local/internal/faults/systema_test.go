@@ -18,7 +18,6 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, to break snapshots
 
-	"github.com/acme/unified-customer-service/shared/demodata"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/systema"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
@@ -87,38 +86,6 @@ func badSnapshots(t *testing.T) []struct {
 		{"wrong schema_version", alteredSnapshot(t, `UPDATE snapshot_meta SET value = '2' WHERE key = 'schema_version'`), "schema_version"},
 		{"WAL-mode file", alteredSnapshot(t, `PRAGMA journal_mode=WAL`), "WAL"},
 	}
-}
-
-// wantFromBOnly asserts a lookup answered from System B alone because
-// System A failed: nothing of the bad snapshot is in it.
-func wantFromBOnly(t *testing.T, c *call) lookupBody {
-	t.Helper()
-	var b lookupBody
-	if st := c.status(&b); st != http.StatusOK {
-		t.Fatalf("status %d, want 200 from System B", st)
-	}
-	if !b.Partial || !slices.Equal(b.Degraded, []string{"systemA"}) {
-		t.Errorf("partial=%v degraded=%v, want true [systemA]", b.Partial, b.Degraded)
-	}
-	if b.LastUpdated.SystemA != nil || b.Freshness.SystemA != nil {
-		t.Errorf("System A's lastUpdated/freshness used: %+v %+v", b.LastUpdated, b.Freshness)
-	}
-	for field, src := range b.Sources {
-		if src != "systemB" {
-			t.Errorf("sources[%s] = %s: System A's data was used", field, src)
-		}
-	}
-	if b.Email == conflictEmail && (b.Customer["phone"] != demodata.ShowcaseConflictPhoneB || b.Customer["loyaltyTier"] != "platinum") {
-		t.Errorf("phone %v tier %v, want System B's", b.Customer["phone"], b.Customer["loyaltyTier"])
-	}
-	if c.count(emf.SyncPartialResults) != 1 {
-		t.Errorf("sync.partial_results.total = %v, want 1", c.count(emf.SyncPartialResults))
-	}
-	if _, n := c.metric(emf.SyncLag); n != 0 {
-		t.Errorf("sync.lag.seconds recorded without a snapshot")
-	}
-	c.wantLog("WARN", "system unavailable", "system A")
-	return b
 }
 
 // Row 7: a missing, truncated, foreign, wrong-version or WAL-mode snapshot

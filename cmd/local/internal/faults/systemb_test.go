@@ -33,31 +33,57 @@ func lookupTimeout(t *testing.T) time.Duration {
 // System B failed: nothing of System B is in it.
 func wantFromAOnly(t *testing.T, c *call) lookupBody {
 	t.Helper()
+	return wantPartial(t, c, "systemA")
+}
+
+// wantFromBOnly asserts a lookup answered from System B alone because
+// System A failed: nothing of the bad snapshot is in it.
+func wantFromBOnly(t *testing.T, c *call) lookupBody {
+	t.Helper()
+	return wantPartial(t, c, "systemB")
+}
+
+// wantPartial asserts a 200 answered from the system up alone, the other
+// one degraded: only up's data, lastUpdated and freshness, no conflicts,
+// the partial metric and the warning naming the system down.
+func wantPartial(t *testing.T, c *call, up string) lookupBody {
+	t.Helper()
+	down, phone := "systemB", demodata.ShowcaseConflictPhoneA
+	if up == "systemB" {
+		down, phone = "systemA", demodata.ShowcaseConflictPhoneB
+	}
 	var b lookupBody
 	if st := c.status(&b); st != http.StatusOK {
-		t.Fatalf("status %d, want 200 from System A", st)
+		t.Fatalf("status %d, want 200 from %s", st, up)
 	}
-	if !b.Partial || !slices.Equal(b.Degraded, []string{"systemB"}) {
-		t.Errorf("partial=%v degraded=%v, want true [systemB]", b.Partial, b.Degraded)
+	if !b.Partial || !slices.Equal(b.Degraded, []string{down}) {
+		t.Errorf("partial=%v degraded=%v, want true [%s]", b.Partial, b.Degraded, down)
 	}
-	if b.LastUpdated.SystemB != nil || b.Freshness.SystemB != nil {
-		t.Errorf("System B's lastUpdated/freshness used: %+v %+v", b.LastUpdated, b.Freshness)
+	lu, fr := b.LastUpdated.SystemB, b.Freshness.SystemB
+	if down == "systemA" {
+		lu, fr = b.LastUpdated.SystemA, b.Freshness.SystemA
+	}
+	if lu != nil || fr != nil {
+		t.Errorf("%s's lastUpdated/freshness used: %+v %+v", down, b.LastUpdated, b.Freshness)
 	}
 	for field, src := range b.Sources {
-		if src != "systemA" {
-			t.Errorf("sources[%s] = %s: System B's data was used", field, src)
+		if src != up {
+			t.Errorf("sources[%s] = %s: %s's data was used", field, src, down)
 		}
 	}
 	if len(b.Conflicts) != 0 {
-		t.Errorf("conflicts with a failed System B: %v", b.Conflicts)
+		t.Errorf("conflicts with %s down: %v", down, b.Conflicts)
 	}
-	if b.Email == conflictEmail && b.Customer["phone"] != demodata.ShowcaseConflictPhoneA {
-		t.Errorf("phone = %v, want System A's", b.Customer["phone"])
+	if b.Email == conflictEmail && b.Customer["phone"] != phone {
+		t.Errorf("phone = %v, want %s's", b.Customer["phone"], up)
 	}
 	if c.count(emf.SyncPartialResults) != 1 {
 		t.Errorf("sync.partial_results.total = %v, want 1", c.count(emf.SyncPartialResults))
 	}
-	c.wantLog("WARN", "system unavailable", `"emailHash"`, "system B")
+	if _, n := c.metric(emf.SyncLag); (n == 0) != (down == "systemA") {
+		t.Errorf("sync.lag.seconds has %d samples with %s down", n, down)
+	}
+	c.wantLog("WARN", "system unavailable", `"emailHash"`, strings.Replace(down, "system", "system ", 1))
 	return b
 }
 
