@@ -243,10 +243,12 @@ func newRig(t testing.TB, tpl *samtemplate.Template, n int) *rig {
 			return err
 		}
 		defer f.Close()
-		_, err = r.s3.Client().PutObject(context.Background(), &s3.PutObjectInput{
+		if _, err = r.s3.Client().PutObject(context.Background(), &s3.PutObjectInput{
 			Bucket: aws.String(snap.bucket), Key: aws.String(snap.key), Body: f,
-		})
-		return err
+		}); err != nil {
+			return fmt.Errorf("upload the snapshot: %w", err)
+		}
+		return nil
 	})
 	eg.Go(func() error {
 		f, err := os.Open(filepath.Join(r.dataDir, demodata.SystemBFile))
@@ -254,7 +256,10 @@ func newRig(t testing.TB, tpl *samtemplate.Template, n int) *rig {
 			return err
 		}
 		defer f.Close()
-		return r.sim.Load(f)
+		if err := r.sim.Load(f); err != nil {
+			return fmt.Errorf("load the System B simulator: %w", err)
+		}
+		return nil
 	})
 	if err := eg.Wait(); err != nil {
 		t.Fatal(err)
