@@ -115,7 +115,9 @@ func New(ctx context.Context, o Options) (*App, error) {
 		RefreshEvery: cfg.SnapshotRefresh,
 		Logger:       a.Log,
 		OnRefresh: func(r systema.RefreshResult) {
-			if r.Err != nil {
+			// Counted while the last good snapshot keeps serving; with no good
+			// snapshot at all, answers are partial and counted as such.
+			if r.Err != nil && r.Kept {
 				a.Metrics.Count(emf.SnapshotRefreshFailures, 1)
 			}
 		},
@@ -162,8 +164,14 @@ func (a *App) EmailAttr(email string) slog.Attr { return a.Hasher.Attr(email) }
 
 // Reader returns the two-system reader for lookup and sync.
 func (a *App) Reader() *unified.Reader {
-	return &unified.Reader{A: storeA{a.Store}, B: clientB{a.Client}}
+	return &unified.Reader{A: storeA{a.Store}, B: clientB{a.Client}, SystemBBudget: SystemBBudget(a.Config.SystemBTimeout)}
 }
+
+// SystemBBudget is the total time one lookup or sync gives System B for a
+// customer: two whole attempts and a backoff. With the default 2 s per call
+// a hanging System B yields a partial answer after 4.5 s, well inside the
+// HTTP functions' 10 s Timeout, instead of four timed-out attempts.
+func SystemBBudget(perCall time.Duration) time.Duration { return 2*perCall + 500*time.Millisecond }
 
 // Reconciler returns the reconciliation engine.
 func (a *App) Reconciler() *reconcile.Reconciler {

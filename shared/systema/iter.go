@@ -56,7 +56,15 @@ func (h *Snapshot) All(ctx context.Context) iter.Seq2[*merge.Record, error] {
 		b.sc.init(true)
 		a.advance()
 		b.advance()
-		for !a.done || !b.done {
+		for n := 1; !a.done || !b.done; n++ {
+			// database/sql notices a cancelled ctx asynchronously; a check
+			// every 64 rows makes the stop prompt and certain.
+			if n&63 == 0 {
+				if err := ctx.Err(); err != nil {
+					yield(nil, fmt.Errorf("systema: iterate: %w", err))
+					return
+				}
+			}
 			s := a // ties: the plain stream first
 			switch {
 			case a.fatal:

@@ -178,7 +178,7 @@ func (s *Store) checkLocked(ctx context.Context) {
 	s.mu.Unlock()
 
 	if first {
-		s.sweepStale()
+		s.sweepStale(ctx)
 	}
 	res := RefreshResult{}
 	if cur != nil {
@@ -204,7 +204,7 @@ func (s *Store) checkLocked(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	res.Took = s.cfg.Now().Sub(start)
-	s.report(res)
+	s.report(ctx, res)
 }
 
 // load stats the source and, for a version other than cur (and other than
@@ -254,7 +254,7 @@ func (s *Store) fetch(ctx context.Context, v Version) (_ *snapshot, err error) {
 	// The shared lock, held while the file is in use, keeps sweepStale in
 	// another process (or a restarted one) off it.
 	if err := lockShared(f); err != nil {
-		s.log.Warn("systema: cannot lock the snapshot file", "error", err.Error())
+		s.log.WarnContext(ctx, "systema: cannot lock the snapshot file", "error", err.Error())
 	}
 	if err = s.cfg.Source.Fetch(ctx, v, f); err != nil {
 		return nil, err
@@ -273,7 +273,7 @@ const filePattern = "systema-*.db"
 // sweepStale removes snapshot files left in Dir by a process that died
 // (a Lambda runtime killed at its timeout keeps /tmp): those nobody holds a
 // lock on. Files of live Stores, in this process or another, are locked.
-func (s *Store) sweepStale() {
+func (s *Store) sweepStale(ctx context.Context) {
 	paths, err := filepath.Glob(filepath.Join(s.cfg.Dir, filePattern))
 	if err != nil {
 		return
@@ -285,27 +285,28 @@ func (s *Store) sweepStale() {
 		}
 		if tryLockExclusive(f) {
 			if err := os.Remove(p); err == nil {
-				s.log.Info("systema: removed a stale snapshot file", "file", filepath.Base(p))
+				s.log.InfoContext(ctx, "systema: removed a stale snapshot file", "file", filepath.Base(p))
 			}
 		}
 		f.Close()
 	}
 }
 
-// report logs a check and calls the hook. Logs carry versions and errors,
-// never customer data.
-func (s *Store) report(r RefreshResult) {
+// report logs a check (with the caller's context, so the Lambda request id
+// is on the line) and calls the hook. Logs carry versions and errors, never
+// customer data.
+func (s *Store) report(ctx context.Context, r RefreshResult) {
 	switch {
 	case r.Err != nil && r.Kept:
-		s.log.Warn("systema: snapshot refresh failed; serving the last good snapshot",
+		s.log.WarnContext(ctx, "systema: snapshot refresh failed; serving the last good snapshot",
 			"error", r.Err.Error(), "serving", r.Serving.String(), "exported_at", r.Serving.ExportedAt, "took", r.Took)
 	case r.Err != nil:
-		s.log.Error("systema: snapshot unavailable", "error", r.Err.Error(), "took", r.Took)
+		s.log.ErrorContext(ctx, "systema: snapshot unavailable", "error", r.Err.Error(), "took", r.Took)
 	case r.Loaded:
-		s.log.Info("systema: snapshot loaded", "version", r.Serving.String(), "size", r.Serving.Size,
+		s.log.InfoContext(ctx, "systema: snapshot loaded", "version", r.Serving.String(), "size", r.Serving.Size,
 			"exported_at", r.Serving.ExportedAt, "took", r.Took)
 	default:
-		s.log.Debug("systema: snapshot unchanged", "version", r.Serving.String())
+		s.log.DebugContext(ctx, "systema: snapshot unchanged", "version", r.Serving.String())
 	}
 	if s.cfg.OnRefresh != nil {
 		s.cfg.OnRefresh(r)

@@ -44,6 +44,10 @@ type Reader struct {
 	Now func() time.Time
 	// Concurrency bounds System B calls of one ReadMany; 8 when zero.
 	Concurrency int
+	// SystemBBudget bounds the time of one customer's System B read, all
+	// its retries included, so a hanging System B leaves most of the Lambda
+	// deadline for a partial answer; no bound beyond ctx when zero.
+	SystemBBudget time.Duration
 }
 
 // Read is one customer as both systems answered.
@@ -120,7 +124,12 @@ func (r *Reader) ReadMany(ctx context.Context, keys []string) []Read {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			rec, err := r.B.Get(ctx, reads[i].Key)
+			bctx, cancel := ctx, context.CancelFunc(func() {})
+			if r.SystemBBudget > 0 {
+				bctx, cancel = context.WithTimeout(ctx, r.SystemBBudget)
+			}
+			defer cancel()
+			rec, err := r.B.Get(bctx, reads[i].Key)
 			switch {
 			case errors.Is(err, ErrNotFound):
 			case err != nil:

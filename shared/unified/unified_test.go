@@ -155,3 +155,24 @@ func TestReadManyPinsOneSnapshotAndBoundsSystemB(t *testing.T) {
 		}
 	}
 }
+
+// hangingB blocks until its context is done.
+type hangingB struct{}
+
+func (hangingB) Get(ctx context.Context, _ string) (*merge.Record, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestSystemBBudgetCutsAHangingSystemB(t *testing.T) {
+	r := &unified.Reader{A: &fakeA{keys: map[string]bool{"k": true}}, B: hangingB{}, SystemBBudget: 20 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got := r.Read(ctx, "k")
+	if !errors.Is(got.BErr, context.DeadlineExceeded) || got.A == nil {
+		t.Fatalf("BErr = %v, A = %v; want System B cut by its budget and System A's record", got.BErr, got.A != nil)
+	}
+	if ctx.Err() != nil {
+		t.Error("the caller's context ran out; the budget should have ended the read first")
+	}
+}

@@ -3,7 +3,6 @@ package faults
 import (
 	"context"
 	"net/http"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,17 +106,8 @@ func TestRow14TimeoutAndCrash(t *testing.T) {
 			if next.res.InitDuration == 0 || r.pid(lookupFn) == old {
 				t.Errorf("the next invocation did not run on a fresh process")
 			}
-			next.findLog("INFO", "systema: removed a stale snapshot file")
+			next.wantLog("INFO", "systema: removed a stale snapshot file")
 		})
-	}
-}
-
-// knownBug skips a test that shows a reported, unfixed bug unless
-// FAULTS_KNOWN_BUGS is set (then it runs, and fails while the bug is there).
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("FAULTS_KNOWN_BUGS") == "" {
-		t.Skipf("known bug, reported to its owner (FAULTS_KNOWN_BUGS=1 runs it): %s", what)
 	}
 }
 
@@ -169,12 +159,11 @@ func TestRow14ReconcileKilledMidRun(t *testing.T) {
 	}
 }
 
-// shared/systema's Store logs its snapshot checks without the request's
+// shared/systema's Store logs its snapshot checks with the request's
 // context, so its records ("systema: snapshot loaded", "snapshot
-// unavailable", "snapshot refresh failed") lack the Lambda request id that
-// issue 3 asks every function log to carry.
-func TestKnownBugStoreLogsLackRequestID(t *testing.T) {
-	knownBug(t, "systema.Store.report logs with s.log.Warn/Error/Info instead of the *Context variants with the Acquire's ctx")
+// unavailable", "snapshot refresh failed") carry the Lambda request id that
+// issue 3 asks every function log to carry (the rig checks every line).
+func TestStoreLogsCarryRequestID(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, withoutSnapshot())
 	c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))

@@ -164,9 +164,8 @@ func (c *call) wantLog(level, msg string, attrs ...string) map[string]any {
 	return l
 }
 
-// findLog is wantLog without the request id check, for the records of
-// shared/systema's Store, which logs without the request's context (see
-// TestKnownBugStoreLogsLackRequestID).
+// findLog finds a log record of the call by level, message and attributes
+// (wantLog adds the request id check).
 func (c *call) findLog(level, msg string, attrs ...string) map[string]any {
 	c.t.Helper()
 	for _, l := range c.logged(level, msg) {

@@ -21,10 +21,8 @@
 // the fake AWS credentials (row 15).
 //
 // The package holds tests only. The fast rows run with `go test`; longer
-// variants are behind the soak build tag; tests that show a reported bug
-// another package owns are skipped unless FAULTS_KNOWN_BUGS is set:
+// variants are behind the soak build tag:
 //
 //	go test ./cmd/local/internal/faults/
 //	go test -tags soak ./cmd/local/internal/faults/
-//	FAULTS_KNOWN_BUGS=1 go test -run KnownBug ./cmd/local/internal/faults/
 package faults

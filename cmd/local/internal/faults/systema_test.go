@@ -104,7 +104,7 @@ func TestRow07BadSnapshot(t *testing.T) {
 			r := newRig(t, opt)
 			c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
 			wantFromBOnly(t, c)
-			c.findLog("ERROR", "systema: snapshot unavailable", tc.reason)
+			c.wantLog("ERROR", "systema: snapshot unavailable", tc.reason)
 
 			c = r.invoke(lookupFn, lookupEvent(t, onlyAEmail))
 			p := c.wantProblem(http.StatusNotFound)
@@ -130,7 +130,7 @@ func TestRow09CorruptRefresh(t *testing.T) {
 	good := r.versions[0]
 	c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
 	first := wantBothSystems(t, c)
-	c.findLog("INFO", "systema: snapshot loaded", good)
+	c.wantLog("INFO", "systema: snapshot loaded", good)
 	r.invoke(syncFn, syncEvent(t, conflictEmail)).ok() // each warm process holds the good one
 
 	bad := r.putSnapshot(alteredSnapshot(t, `UPDATE snapshot_meta SET value = '2' WHERE key = 'schema_version'`))
@@ -148,7 +148,7 @@ func TestRow09CorruptRefresh(t *testing.T) {
 		if n := c.count(emf.SnapshotRefreshFailures); n != 1 {
 			t.Errorf("%s: systema.snapshot_refresh_failures.total = %v, want 1", c.fn, n)
 		}
-		c.findLog("WARN", "snapshot refresh failed; serving the last good snapshot", bad, good, "schema_version")
+		c.wantLog("WARN", "snapshot refresh failed; serving the last good snapshot", bad, good, "schema_version")
 	}
 
 	exported := data.truth.ExportedAt.Add(24 * time.Hour)
@@ -159,7 +159,7 @@ func TestRow09CorruptRefresh(t *testing.T) {
 	if b.Freshness.SystemA == nil || !b.Freshness.SystemA.Equal(exported) {
 		t.Errorf("freshness.systemA %v, want the new snapshot's %v", b.Freshness.SystemA, exported)
 	}
-	c.findLog("INFO", "systema: snapshot loaded", next)
+	c.wantLog("INFO", "systema: snapshot loaded", next)
 	if n := c.count(emf.SnapshotRefreshFailures); n != 0 {
 		t.Errorf("systema.snapshot_refresh_failures.total = %v after a good refresh", n)
 	}
@@ -247,7 +247,7 @@ func TestRow10S3SlowDown(t *testing.T) {
 		r := newRig(t, p.front(t))
 		c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
 		wantBothSystems(t, c)
-		c.findLog("INFO", "systema: snapshot loaded", r.versions[0])
+		c.wantLog("INFO", "systema: snapshot loaded", r.versions[0])
 		req, throttled := p.counts()
 		if throttled != sdkMaxAttempts-1 || req[http.MethodHead] != sdkMaxAttempts || req[http.MethodGet] != 1 {
 			t.Errorf("snapshot requests %v, %d throttled; want %d HEADs (%d throttled) then one GET", req, throttled, sdkMaxAttempts, sdkMaxAttempts-1)
@@ -260,7 +260,7 @@ func TestRow10S3SlowDown(t *testing.T) {
 		c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
 		wantFromBOnly(t, c)
 		c.answeredBefore(lookupTimeout(t))
-		c.findLog("ERROR", "systema: snapshot unavailable", "exceeded maximum number of attempts, 3", "StatusCode: 503")
+		c.wantLog("ERROR", "systema: snapshot unavailable", "exceeded maximum number of attempts, 3", "StatusCode: 503")
 		if req, throttled := p.counts(); req[http.MethodHead] != sdkMaxAttempts || req[http.MethodGet] != 0 || throttled != sdkMaxAttempts {
 			t.Errorf("snapshot requests %v (%d throttled), want %d throttled HEADs", req, throttled, sdkMaxAttempts)
 		}
@@ -278,7 +278,7 @@ func TestRow10S3SlowDown(t *testing.T) {
 		if n := c.count(emf.SnapshotRefreshFailures); n != 1 {
 			t.Errorf("systema.snapshot_refresh_failures.total = %v, want 1", n)
 		}
-		c.findLog("WARN", "snapshot refresh failed; serving the last good snapshot", "StatusCode: 503", r.versions[0])
+		c.wantLog("WARN", "snapshot refresh failed; serving the last good snapshot", "StatusCode: 503", r.versions[0])
 		if req, _ := p.counts(); req[http.MethodHead] != sdkMaxAttempts {
 			t.Errorf("snapshot requests %v, want %d HEADs", req, sdkMaxAttempts)
 		}

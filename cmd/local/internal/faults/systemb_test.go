@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
+	"github.com/acme/unified-customer-service/shared/app"
 	"github.com/acme/unified-customer-service/shared/demodata"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 )
@@ -139,8 +140,10 @@ func wantCalls(t *testing.T, r *rig, c *call, requests int64) {
 }
 
 // Row 1: System B hangs. Every call is cut at its budget (here
-// SYSTEM_B_TIMEOUT_MS=300, retried up to MaxAttempts=4), and the lookup
-// answers from System A well inside the Lambda timeout; sync answers 503
+// SYSTEM_B_TIMEOUT_MS=300) and the whole read at app.SystemBBudget (two
+// calls and a backoff: 1.1 s, minus the client's 250 ms reserve), which
+// leaves room for exactly three cut calls; the lookup answers from System A
+// well inside the Lambda timeout; sync answers 503
 // naming System B. With a Timeout shorter than SYSTEM_B_TIMEOUT_MS, the one
 // call is cut at the deadline minus the client's reserve, so the lookup
 // still answers before the deadline.
@@ -152,8 +155,8 @@ func TestRow01SystemBHangs(t *testing.T) {
 		r.setFaults(bsim.Faults{Hang: true})
 		c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
 		wantFromAOnly(t, c)
-		c.answeredBefore(lookupTimeout(t))
-		wantCalls(t, r, c, 4)
+		c.answeredBefore(app.SystemBBudget(300 * time.Millisecond))
+		wantCalls(t, r, c, 3)
 		c.wantLog("WARN", "system unavailable", "timed out")
 
 		r.sim.ResetStats()
