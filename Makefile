@@ -12,7 +12,7 @@ FUNCTIONS     := LookupFunction SyncFunction ReconcileFunction
 CFN_LINT      ?= cfn-lint
 
 .PHONY: all build $(addprefix build-,$(FUNCTIONS)) test test-go lint lint-template lint-go \
-        run invoke bench fuzz load soak sizes clean
+        run invoke bench bench-e2e fuzz load soak sizes clean
 
 all: build
 
@@ -68,6 +68,15 @@ lint-go:
 ## bench: the benchmark suite (see docs/benchmarks.md)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-e2e: end-to-end benchmarks on the real bootstraps: reconciliation of 100k and 1M customers
+## (duration, peak RSS), lookup cold start and warm p50/p99 through start-api, bootstrap sizes
+bench-e2e:
+	$(GO) test -tags bench -run 'TestE2E' -v -count=1 -timeout 30m ./cmd/local/internal/benchmarks/
+
+## soak: the fault matrix's long variants (template settings, long outage, delivery storm)
+soak:
+	$(GO) test -tags soak -count=1 -timeout 10m ./cmd/local/internal/faults/
 
 ## fuzz: longer fuzzing of every fuzz target (FUZZTIME each, default 30s)
 FUZZTIME ?= 30s
