@@ -47,7 +47,7 @@ type Mix struct {
 
 // DefaultMix returns the default mix: 90% in sync, 2% conflicting with System
 // A newer, 2% with System B newer, 1.5% only in System A, 1.5% only in System
-// B, 3% differing only cosmetically (so 7% not identical, 5% not in sync).
+// B, 3% differing only cosmetically (so 10% not identical, 7% not in sync).
 func DefaultMix() Mix {
 	return Mix{InSync: 0.90, ConflictANewer: 0.02, ConflictBNewer: 0.02, OnlyInSystemA: 0.015, OnlyInSystemB: 0.015, CosmeticOnly: 0.03}
 }
