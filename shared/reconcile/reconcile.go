@@ -155,7 +155,7 @@ func (r *Reconciler) abandoned(ctx context.Context, key string) (time.Time, bool
 	if json.Unmarshal(b, &c) != nil || c.Deadline.IsZero() {
 		return time.Time{}, false
 	}
-	return c.Deadline, time.Now().After(c.Deadline)
+	return c.Deadline, r.now().After(c.Deadline)
 }
 
 // ErrBadEvent is returned (wrapped) for an event that cannot key a report.
@@ -211,7 +211,7 @@ func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
 		StartedAt: started, ConflictsByField: map[string]int{}, NewerSource: map[merge.Source]int{},
 		Details: r.Reports.Location(detailsKey),
 	}
-	r.Metrics.Observe("sync.lag.seconds", started.Sub(sum.Snapshot.ExportedAt).Seconds(), emf.Seconds)
+	r.Metrics.Observe(emf.SyncLag, started.Sub(sum.Snapshot.ExportedAt).Seconds(), emf.Seconds)
 
 	runCtx, cancel := r.workContext(ctx)
 	defer cancel()
