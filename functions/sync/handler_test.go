@@ -98,16 +98,7 @@ func TestHandleFixtures(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			h, logs, _ := newHandler(t, sys)
-			var req events.APIGatewayV2HTTPRequest
-			testkit.Event(t, name, &req)
-			resp, err := h.Handle(context.Background(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode != w.status {
-				t.Fatalf("status = %d, want %d: %s", resp.StatusCode, w.status, resp.Body)
-			}
-			testkit.Golden(t, strings.TrimSuffix(name, ".json")+".golden.json", []byte(resp.Body))
+			_, resp := testkit.ServeFixture(t, name, w.status, h.Handle)
 			if w.check != nil {
 				w.check(t, decode(t, resp.Body))
 			}

@@ -45,8 +45,6 @@ type App struct {
 	Store   *systema.Store
 	Client  *systemb.Client
 	Reports report.Store // nil unless config.Need.Report
-
-	s3 *s3.Client // nil when nothing is read from S3
 }
 
 // Options are the process-level inputs of New.
@@ -89,6 +87,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	needAWS := snapURI.Scheme == "s3" || cfg.SystemBToken == "" ||
 		(o.Need.Report && strings.HasPrefix(cfg.ReportURI, "s3://"))
 	var awsCfg aws.Config
+	var s3Client *s3.Client // nil when nothing is read from S3
 	if needAWS {
 		awsCfg, err = awsconfig.LoadDefaultConfig(ctx)
 		if err != nil {
@@ -98,14 +97,14 @@ func New(ctx context.Context, o Options) (*App, error) {
 		// A local or S3-compatible endpoint (AWS_ENDPOINT_URL_S3, read by the
 		// SDK itself) is addressed path-style: bucket.127.0.0.1 does not resolve.
 		customEndpoint := o.Getenv("AWS_ENDPOINT_URL_S3") != "" || o.Getenv("AWS_ENDPOINT_URL") != ""
-		a.s3 = s3.NewFromConfig(awsCfg, func(so *s3.Options) {
+		s3Client = s3.NewFromConfig(awsCfg, func(so *s3.Options) {
 			so.UsePathStyle = customEndpoint
 			// S3-compatible servers may send no checksum; the SDK would print a plain-text line per GET.
 			so.DisableLogOutputChecksumValidationSkipped = true
 		})
 	}
 
-	src, err := systema.NewSource(snapURI, a.s3)
+	src, err := systema.NewSource(snapURI, s3Client)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvSnapshotURI, err)
 	}
@@ -148,8 +147,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 
 	if o.Need.Report {
 		var client report.S3API
-		if a.s3 != nil {
-			client = a.s3
+		if s3Client != nil {
+			client = s3Client
 		}
 		a.Reports, err = report.Open(cfg.ReportURI, client)
 		if err != nil {

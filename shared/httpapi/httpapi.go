@@ -35,9 +35,6 @@ type Problem struct {
 	Degraded []string `json:"degraded,omitempty"` // systems that failed, when relevant
 }
 
-// Error returns the problem's detail, so a Problem can travel as an error.
-func (p *Problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Title, p.Detail) }
-
 // NewProblem builds a problem with the standard title of status.
 func NewProblem(status int, detail string) *Problem {
 	return &Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}

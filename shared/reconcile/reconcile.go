@@ -357,75 +357,27 @@ func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum 
 	defer stopA()
 	nextB, stopB := iter.Pull2(r.B.List(ctx))
 	defer stopB()
-
-	var a, b *merge.Record
-	var ka, kb, lastA, lastB string
-	var okA, okB bool
-	advanceA := func() error {
-		for {
-			rec, err, ok := nextA()
-			if err != nil {
-				return fmt.Errorf("system A: %w", err)
-			}
-			if !ok {
-				a, okA = nil, false
-				return nil
-			}
-			k := rec.Key()
-			if okA && k == lastA {
-				sum.DuplicateKeys = incr(sum.DuplicateKeys, merge.SystemA)
-				continue
-			}
-			if lastA != "" && k < lastA {
-				return fmt.Errorf("system A: snapshot is not in join order")
-			}
-			a, ka, lastA, okA = rec, k, k, true
-			sum.Counts.SystemA++
-			return nil
-		}
-	}
-	advanceB := func() error {
-		for {
-			rec, err, ok := nextB()
-			if err != nil {
-				return fmt.Errorf("system B: %w", err)
-			}
-			if !ok {
-				b, okB = nil, false
-				return nil
-			}
-			k := rec.Key()
-			if okB && k == lastB {
-				sum.DuplicateKeys = incr(sum.DuplicateKeys, merge.SystemB)
-				continue
-			}
-			if lastB != "" && k < lastB {
-				return fmt.Errorf("system B: list is not in join order")
-			}
-			b, kb, lastB, okB = rec, k, k, true
-			sum.Counts.SystemB++
-			return nil
-		}
-	}
-	if err := advanceA(); err != nil {
+	a := &side{src: merge.SystemA, next: nextA, count: &sum.Counts.SystemA}
+	b := &side{src: merge.SystemB, next: nextB, count: &sum.Counts.SystemB}
+	if err := a.advance(sum); err != nil {
 		return err
 	}
-	if err := advanceB(); err != nil {
+	if err := b.advance(sum); err != nil {
 		return err
 	}
 	var diffs []merge.Difference
-	for n := 0; okA || okB; n++ {
+	for n := 0; a.ok || b.ok; n++ {
 		if n&1023 == 0 && ctx.Err() != nil {
 			return fmt.Errorf("stopped: %w", ctx.Err())
 		}
 		var x, y *merge.Record
 		switch {
-		case okA && (!okB || ka < kb):
-			x = a
-		case okB && (!okA || kb < ka):
-			y = b
+		case a.ok && (!b.ok || a.key < b.key):
+			x, done = a.rec, a.key
+		case b.ok && (!a.ok || b.key < a.key):
+			y, done = b.rec, b.key
 		default:
-			x, y = a, b
+			x, y, done = a.rec, b.rec, a.key
 		}
 		diffs = merge.AppendDiff(diffs[:0], x, y)
 		switch {
@@ -452,22 +404,55 @@ func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum 
 			}
 		}
 		if x != nil {
-			done = ka
-		} else {
-			done = kb
-		}
-		if x != nil {
-			if err := advanceA(); err != nil {
+			if err := a.advance(sum); err != nil {
 				return err
 			}
 		}
 		if y != nil {
-			if err := advanceB(); err != nil {
+			if err := b.advance(sum); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// side is one system's stream in the join, one record ahead.
+type side struct {
+	src   merge.Source
+	next  func() (*merge.Record, error, bool)
+	count *int // the summary's count of this system's customers
+
+	rec *merge.Record // the current record, while ok
+	key string        // its join key; after the end, the last one
+	ok  bool
+}
+
+// advance moves to the next customer, skipping records that repeat the
+// current key (counted in sum.DuplicateKeys) and refusing a key that goes
+// backwards: the join depends on both streams being in join order.
+func (s *side) advance(sum *Summary) error {
+	for {
+		rec, err, ok := s.next()
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.src, err)
+		}
+		if !ok {
+			s.rec, s.ok = nil, false
+			return nil
+		}
+		k := rec.Key()
+		if s.ok && k == s.key {
+			sum.DuplicateKeys = incr(sum.DuplicateKeys, s.src)
+			continue
+		}
+		if s.key != "" && k < s.key {
+			return fmt.Errorf("%s: records are not in join order", s.src)
+		}
+		s.rec, s.key, s.ok = rec, k, true
+		(*s.count)++
+		return nil
+	}
 }
 
 func incr(m map[merge.Source]int, s merge.Source) map[merge.Source]int {

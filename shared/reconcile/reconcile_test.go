@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -351,4 +352,44 @@ func TestRunRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+func customer(email string) *merge.Record {
+	var r merge.Record
+	r.Values[merge.FieldEmail] = email
+	r.LastUpdated = testkit.ExportedAt
+	return &r
+}
+
+// TestRunJoinOrderAndDuplicates feeds hand-made streams: System A holds one
+// customer twice by non-ASCII case ("JÖRG@" and "jörg@" share a key), which
+// is counted and joined once; a System B stream that goes backwards stops
+// the run as a failure.
+func TestRunJoinOrderAndDuplicates(t *testing.T) {
+	t.Run("duplicate key in System A", func(t *testing.T) {
+		sys := &testkit.Systems{
+			A: []*merge.Record{customer("a@example.com"), customer("jörg@example.com"), customer("JÖRG@example.com"), customer("z@example.com")},
+			B: []*merge.Record{customer("jörg@example.com")},
+		}
+		r, _, _ := newReconciler(t, sys)
+		sum, err := r.Run(context.Background(), event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := reconcile.Counts{SystemA: 3, SystemB: 1, InBoth: 1, InSync: 1, OnlyInSystemA: 2}
+		if sum.Counts != want || sum.DuplicateKeys[merge.SystemA] != 1 {
+			t.Errorf("counts %+v duplicates %v, want %+v and 1 duplicate in System A", sum.Counts, sum.DuplicateKeys, want)
+		}
+	})
+	t.Run("System B out of order", func(t *testing.T) {
+		sys := &testkit.Systems{
+			A: []*merge.Record{customer("a@example.com")},
+			B: []*merge.Record{customer("m@example.com"), customer("b@example.com")},
+		}
+		r, _, _ := newReconciler(t, sys)
+		sum, err := r.Run(context.Background(), event)
+		if err == nil || sum.Complete || !strings.Contains(sum.Error, "not in join order") {
+			t.Errorf("err %v, summary complete=%v error=%q; want a failed run naming the order", err, sum.Complete, sum.Error)
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -40,4 +41,26 @@ func ProblemDetail(t testing.TB, resp events.APIGatewayV2HTTPResponse) string {
 		t.Errorf("problem body quotes an email: %s", resp.Body)
 	}
 	return p.Detail
+}
+
+// ServeFixture runs the API Gateway fixture events/name through handle and
+// checks what every fixture answer must show: no Go error, the wanted
+// status, the headers (CheckHeaders) and the body equal to the golden file
+// testdata/<name without .json>.golden.json.
+func ServeFixture(t testing.TB, name string, wantStatus int,
+	handle func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error),
+) (events.APIGatewayV2HTTPRequest, events.APIGatewayV2HTTPResponse) {
+	t.Helper()
+	var req events.APIGatewayV2HTTPRequest
+	Event(t, name, &req)
+	resp, err := handle(context.Background(), req)
+	if err != nil {
+		t.Fatalf("%s: Handle returned an error: %v", name, err)
+	}
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("%s: status = %d, want %d: %s", name, resp.StatusCode, wantStatus, resp.Body)
+	}
+	CheckHeaders(t, resp)
+	Golden(t, strings.TrimSuffix(name, ".json")+".golden.json", []byte(resp.Body))
+	return req, resp
 }

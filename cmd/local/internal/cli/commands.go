@@ -135,11 +135,7 @@ func (a *App) cmdSchedule(ctx context.Context, args []string) error {
 			return usageError{fmt.Sprintf("--time: %v", err)}
 		}
 	}
-	tpl, err := a.loadTemplate(o)
-	if err != nil {
-		return err
-	}
-	fns, err := selectFunctions(tpl, pos)
+	tpl, fns, err := a.loadFunctions(o, pos)
 	if err != nil {
 		return err
 	}
@@ -165,11 +161,7 @@ func (a *App) cmdBuild(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tpl, err := a.loadTemplate(o)
-	if err != nil {
-		return err
-	}
-	fns, err := selectFunctions(tpl, pos)
+	_, fns, err := a.loadFunctions(o, pos)
 	if err != nil {
 		return err
 	}

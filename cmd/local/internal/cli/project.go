@@ -65,6 +65,20 @@ func (a *App) loadTemplate(o *options) (*samtemplate.Template, error) {
 	return tpl, nil
 }
 
+// loadFunctions loads the template and selects the named functions (all of
+// them for none).
+func (a *App) loadFunctions(o *options, ids []string) (*samtemplate.Template, []*samtemplate.Function, error) {
+	tpl, err := a.loadTemplate(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	fns, err := selectFunctions(tpl, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tpl, fns, nil
+}
+
 // selectFunctions returns the named functions, or all of them for none.
 func selectFunctions(tpl *samtemplate.Template, ids []string) ([]*samtemplate.Function, error) {
 	if len(ids) == 0 {
@@ -110,11 +124,7 @@ func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *pro
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	tpl, err := a.loadTemplate(o)
-	if err != nil {
-		return nil, err
-	}
-	fns, err := selectFunctions(tpl, ids)
+	tpl, fns, err := a.loadFunctions(o, ids)
 	if err != nil {
 		return nil, err
 	}
