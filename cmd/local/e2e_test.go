@@ -219,6 +219,7 @@ func testFixtures(t *testing.T, s *stack) {
 		"sync-batch.json":              {200, `"inSync":true`, false},
 		"sync-conflicts.json":          {200, `"inSync":false`, false},
 		"sync-in-sync.json":            {200, `"inSync":true`, false},
+		"sync-not-found.json":          {200, `"status":"notFound"`, false},
 		"sync-unknown-field.json":      {400, "", false},
 		"reconcile-scheduled.json":     {0, `"complete":true`, false},
 		"reconcile-scheduler.json":     {0, `"complete":true`, false},

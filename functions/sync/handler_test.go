@@ -86,6 +86,18 @@ func TestHandleFixtures(t *testing.T) {
 				t.Errorf("only-in-A presentIn = %v", p)
 			}
 		}},
+		"sync-not-found.json": {200, func(t *testing.T, r Response) {
+			if len(r.Results) != 2 || r.Partial || len(r.Degraded) != 0 {
+				t.Fatalf("want two answered results, not partial: %+v", r)
+			}
+			missing, found := r.Results[0], r.Results[1]
+			if missing.Status != StatusNotFound || len(missing.PresentIn) != 0 || len(missing.Conflicts) != 0 || missing.Problem != nil {
+				t.Errorf("a customer in neither system: %+v", missing)
+			}
+			if found.Status != StatusInSync || !found.InSync {
+				t.Errorf("the in-sync customer beside it: %+v", found)
+			}
+		}},
 		"sync-bad-body.json":      {400, nil},
 		"sync-unknown-field.json": {400, nil},
 	}
