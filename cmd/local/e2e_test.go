@@ -305,6 +305,7 @@ func testRoutes(t *testing.T, s *stack) {
 		{"conflict", "", "GET", "/customer/grace.hopper@example.com", "", "", 200, `"field":"phone"`},
 		{"invalid email", "", "GET", "/customer/not-an-email", "", "", 400, `"status":400`},
 		{"partial with System B down", `{"down":true}`, "GET", "/customer/ada.lovelace@example.com", "", "", 200, `"degraded":["systemB"]`},
+		{"unknown, not absent, with System B down", `{"down":true}`, "GET", "/customer/nobody.here@example.com", "", "", 503, `"degraded":["systemB"]`},
 		{"sync needs both systems", `{"down":true}`, "POST", "/customer/sync", "application/json", `{"email":"ada.lovelace@example.com"}`, 503, "systemB"},
 		{"sync conflicts", "", "POST", "/customer/sync", "application/json", `{"email":"grace.hopper@example.com"}`, 200, `"inSync":false`},
 		{"sync bad body", "", "POST", "/customer/sync", "application/json", `{"emails":"x"}`, 400, `"status":400`},
