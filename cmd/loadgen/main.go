@@ -3,7 +3,9 @@
 // conflicting customers of the demo data through start-api, first with
 // System B healthy (the rule: zero 5xx), then with the System B simulator
 // failing 20% of its calls with 503 (the rule: every answer 200, partial
-// where needed, or 404 for a missing customer; none a 5xx). Each phase is
+// where needed, or 404 for a missing customer, or 503 naming System B for a
+// missing customer whose System B read failed: unknown, not absent; no
+// other 5xx). Each phase is
 // bounded by -d and -max-requests; the report gives requests, rate, status
 // counts, partial answers and p50/p90/p99/max latency per phase, and the
 // exit status is non-zero when a phase breaks its rule.

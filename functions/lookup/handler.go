@@ -47,6 +47,9 @@ type Response struct {
 	Freshness   unified.FreshnessView   `json:"freshness"`
 	Partial     bool                    `json:"partial"`
 	Degraded    []merge.Source          `json:"degraded"`
+	// Reasons says, per system in Degraded, why it failed ("unavailable",
+	// "badData", ...); absent when nothing is degraded.
+	Reasons map[string]string `json:"reasons,omitempty"`
 }
 
 // Conflict is one field the systems disagree on, and how it was resolved.
@@ -70,20 +73,16 @@ type Timestamps struct {
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	raw, ok := req.PathParameters["email"]
 	if !ok {
-		return httpapi.NewProblem(http.StatusBadRequest, "the path must be /customer/{email}").Response(), nil
+		return httpapi.NewProblem(httpapi.Status(merge.ErrInvalid), "the path must be /customer/{email}").Response(), nil
 	}
 	key, err := merge.ParseEmail(raw)
 	if err != nil {
-		return httpapi.NewProblem(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "merge: ")).Response(), nil
+		return httpapi.NewProblem(httpapi.Status(merge.ErrInvalid), strings.TrimPrefix(err.Error(), "merge: ")).Response(), nil
 	}
 	read := h.Reader.Read(ctx, key)
 	degraded := read.Degraded()
 	log := h.Log.With(h.EmailAttr(key))
-	for _, e := range []error{read.AErr, read.BErr} {
-		if e != nil {
-			log.WarnContext(ctx, "system unavailable", "err", e.Error())
-		}
-	}
+	read.LogFailures(ctx, log)
 	if !read.Freshness.SystemA.IsZero() {
 		h.Metrics.Observe(emf.SyncLag, h.now().Sub(read.Freshness.SystemA).Seconds(), emf.Seconds)
 	}
@@ -91,20 +90,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		h.Metrics.Count(emf.SyncPartialResults, 1)
 	}
 
-	switch {
-	case len(degraded) == 2:
-		p := httpapi.NewProblem(http.StatusServiceUnavailable, "System A and System B are both unavailable; try again later")
-		p.Degraded = names(degraded)
-		return p.Response(), nil
-	case read.A == nil && read.B == nil:
-		p := httpapi.NewProblem(http.StatusNotFound, "no customer with this email")
-		if len(degraded) > 0 {
-			up, down := "System A", "System B"
-			if degraded[0] == merge.SystemA {
-				up, down = down, up
-			}
-			p.Detail = "no customer with this email in " + up + "; " + down + " is unavailable, so it may hold one"
-			p.Degraded = names(degraded)
+	if read.A == nil && read.B == nil {
+		// Absent only when both systems answered "not found"; with one of
+		// them failed, whether the customer exists is unknown.
+		p := read.Problem("")
+		if p == nil {
+			p = httpapi.NewProblem(httpapi.Status(merge.ErrNotFound), "no customer with this email")
 		}
 		log.InfoContext(ctx, "lookup", "status", p.Status, "degraded", p.Degraded)
 		return p.Response(), nil
@@ -124,6 +115,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if resp.Degraded == nil {
 		resp.Degraded = []merge.Source{}
 	}
+	resp.Reasons = read.Reasons()
 	for i, src := range res.Sources {
 		if src != "" {
 			resp.Sources[merge.Fields[i].Path] = src
@@ -153,12 +145,4 @@ func (h *Handler) now() time.Time {
 		return h.Now()
 	}
 	return time.Now()
-}
-
-func names(srcs []merge.Source) []string {
-	out := make([]string, len(srcs))
-	for i, s := range srcs {
-		out[i] = string(s)
-	}
-	return out
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -132,64 +131,6 @@ func TestHandleFixtures(t *testing.T) {
 			}
 			if email := req.PathParameters["email"]; strings.Contains(strings.ToLower(logs.String()), strings.ToLower(email)) {
 				t.Errorf("logs contain the email in clear: %s", logs.String())
-			}
-		})
-	}
-}
-
-func TestHandleDegraded(t *testing.T) {
-	down := errors.New("connection refused")
-	tests := []struct {
-		name       string
-		aErr, bErr error
-		email      string
-		status     int
-		degraded   []merge.Source
-	}{
-		{"system B down: partial from System A", nil, down, demodata.ShowcaseConflict, 200, []merge.Source{merge.SystemB}},
-		{"system A down: partial from System B", down, nil, demodata.ShowcaseConflict, 200, []merge.Source{merge.SystemA}},
-		{"both down: 503", down, down, demodata.ShowcaseConflict, 503, nil},
-		{"only in A and B down: partial", nil, down, demodata.ShowcaseOnlyInSystemA, 200, []merge.Source{merge.SystemB}},
-		{"only in B and B down: 404 that names the degraded system", nil, down, demodata.ShowcaseOnlyInSystemB, 404, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			sys := testkit.NewSystems(t, 0)
-			sys.AErr, sys.BErr = tt.aErr, tt.bErr
-			h, logs, m := newHandler(t, sys)
-			resp, err := h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{
-				PathParameters: map[string]string{"email": tt.email},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode != tt.status {
-				t.Fatalf("status = %d, want %d: %s", resp.StatusCode, tt.status, resp.Body)
-			}
-			if m.Counts[emf.SyncPartialResults] != 1 {
-				t.Errorf("%s = %d, want 1", emf.SyncPartialResults, m.Counts[emf.SyncPartialResults])
-			}
-			if strings.Contains(resp.Body, "@") && resp.StatusCode != 200 {
-				t.Errorf("problem body carries an email: %s", resp.Body)
-			}
-			if strings.Contains(logs.String(), tt.email) {
-				t.Errorf("logs contain the email in clear")
-			}
-			if tt.status != 200 {
-				if resp.Headers["Content-Type"] != "application/problem+json" {
-					t.Errorf("Content-Type = %q", resp.Headers["Content-Type"])
-				}
-				return
-			}
-			var body Response
-			if err := json.Unmarshal([]byte(resp.Body), &body); err != nil {
-				t.Fatal(err)
-			}
-			if !body.Partial || len(body.Degraded) != 1 || body.Degraded[0] != tt.degraded[0] {
-				t.Errorf("partial=%v degraded=%v, want true %v", body.Partial, body.Degraded, tt.degraded)
-			}
-			if len(body.Conflicts) != 0 {
-				t.Errorf("a partial answer cannot know conflicts: %+v", body.Conflicts)
 			}
 		})
 	}

@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +84,18 @@ func TestHandleFixtures(t *testing.T) {
 			}
 			if p := got[merge.Key(demodata.ShowcaseOnlyInSystemA)].PresentIn; len(p) != 1 || p[0] != merge.SystemA {
 				t.Errorf("only-in-A presentIn = %v", p)
+			}
+		}},
+		"sync-not-found.json": {200, func(t *testing.T, r Response) {
+			if len(r.Results) != 2 || r.Partial || len(r.Degraded) != 0 {
+				t.Fatalf("want two answered results, not partial: %+v", r)
+			}
+			missing, found := r.Results[0], r.Results[1]
+			if missing.Status != StatusNotFound || len(missing.PresentIn) != 0 || len(missing.Conflicts) != 0 || missing.Problem != nil {
+				t.Errorf("a customer in neither system: %+v", missing)
+			}
+			if found.Status != StatusInSync || !found.InSync {
+				t.Errorf("the in-sync customer beside it: %+v", found)
 			}
 		}},
 		"sync-bad-body.json":      {400, nil},
@@ -193,30 +205,42 @@ func TestHandleDuplicatesCollapse(t *testing.T) {
 }
 
 func TestHandleUnavailable(t *testing.T) {
-	down := errors.New("connection refused")
+	down := fmt.Errorf("connection refused: %w", merge.ErrUnavailable)
 	tests := []struct {
 		name       string
 		aErr, bErr error
 		names      string
+		degraded   []string
 	}{
-		{"System B down", nil, down, "unavailable: System B"},
-		{"System A down", down, nil, "unavailable: System A"},
-		{"both down", down, down, "unavailable: System A and System B"},
+		{"System B down", nil, down, "unavailable: System B", []string{"systemB"}},
+		{"System A down", down, nil, "unavailable: System A", []string{"systemA"}},
+		{"both down", down, down, "unavailable: System A and System B", []string{"systemA", "systemB"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sys := testkit.NewSystems(t, 0)
 			sys.AErr, sys.BErr = tt.aErr, tt.bErr
 			h, logs, m := newHandler(t, sys)
-			resp, err := h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{Body: `{"email":"` + demodata.ShowcaseConflict + `"}`})
+			resp, err := h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{
+				Body: `{"emails":["` + demodata.ShowcaseConflict + `","` + demodata.ShowcaseInSync + `"]}`,
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if resp.StatusCode != 503 || !strings.Contains(resp.Body, tt.names) {
 				t.Fatalf("status %d body %s, want 503 naming %q", resp.StatusCode, resp.Body, tt.names)
 			}
-			if strings.Contains(resp.Body, "@") || strings.Contains(logs.String(), "@") {
-				t.Errorf("email leaked: body %s logs %s", resp.Body, logs.String())
+			testkit.CheckHeaders(t, resp)
+			testkit.ProblemDetail(t, resp)
+			var p struct{ Degraded []string }
+			if err := json.Unmarshal([]byte(resp.Body), &p); err != nil || !slices.Equal(p.Degraded, tt.degraded) {
+				t.Errorf("degraded = %v (%v), want %v", p.Degraded, err, tt.degraded)
+			}
+			if resp.Headers["Retry-After"] != "30" {
+				t.Errorf("Retry-After = %q, want 30", resp.Headers["Retry-After"])
+			}
+			if strings.Contains(logs.String(), "@") {
+				t.Errorf("email leaked: logs %s", logs.String())
 			}
 			if m.Counts[emf.SyncPartialResults] != 1 {
 				t.Errorf("partial results metric = %d", m.Counts[emf.SyncPartialResults])

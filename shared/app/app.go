@@ -221,14 +221,55 @@ func secretToken(client *secretsmanager.Client, arn string, ttl time.Duration) s
 }
 
 // Adapters from the concrete adapters to the interfaces of unified and
-// reconcile; they map "not found" to unified.ErrNotFound.
+// reconcile; the errors they return wrap a merge.ErrorKind (withKind).
+
+// sentinelKinds maps the adapters' own sentinels to the merge kinds, for the
+// errors that do not wrap a kind themselves yet. An error that matches
+// none is internal.
+var sentinelKinds = []struct {
+	sentinel error
+	kind     merge.ErrorKind
+}{
+	{systema.ErrNotFound, merge.ErrNotFound},
+	{systema.ErrBadData, merge.ErrBadData},
+	{systema.ErrUnavailable, merge.ErrUnavailable},
+	{systemb.ErrNotFound, merge.ErrNotFound},
+	{systemb.ErrUnavailable, merge.ErrUnavailable},
+	{systemb.ErrUnauthorized, merge.ErrUnauthorized},
+	{systemb.ErrBadData, merge.ErrBadData},
+	{systemb.ErrInvalidArgument, merge.ErrInvalid},
+}
+
+// kindError is an adapter's error that also unwraps to its merge kind; its
+// message is the adapter's, unchanged.
+type kindError struct {
+	kind merge.ErrorKind
+	err  error
+}
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// withKind returns err so that it wraps its merge.ErrorKind: as it is when
+// it does already, else by sentinelKinds.
+func withKind(err error) error {
+	if err == nil || merge.ErrorKindOf(err) != "" {
+		return err
+	}
+	for _, m := range sentinelKinds {
+		if errors.Is(err, m.sentinel) {
+			return &kindError{kind: m.kind, err: err}
+		}
+	}
+	return err
+}
 
 type storeA struct{ s *systema.Store }
 
 func (a storeA) Acquire(ctx context.Context) (unified.Snapshot, error) {
 	snap, err := acquire(ctx, a.s)
 	if err != nil {
-		return nil, err
+		return nil, withKind(err)
 	}
 	return snapshotA{snap}, nil
 }
@@ -247,9 +288,10 @@ type snapshotA struct{ *systema.Snapshot }
 func (s snapshotA) Lookup(ctx context.Context, key string) (*merge.Record, error) {
 	ctx, end := tracing.Start(ctx, tracing.SpanSQLiteQuery)
 	rec, err := s.Snapshot.Lookup(ctx, key)
-	if errors.Is(err, systema.ErrNotFound) {
+	err = withKind(err)
+	if errors.Is(err, merge.ErrNotFound) {
 		end(nil) // "not found" is an answer, not a failure
-		return nil, unified.ErrNotFound
+		return nil, err
 	}
 	end(err)
 	return rec, err
@@ -259,10 +301,7 @@ type clientB struct{ c *systemb.Client }
 
 func (b clientB) Get(ctx context.Context, email string) (*merge.Record, error) {
 	rec, err := b.c.Get(ctx, email)
-	if errors.Is(err, systemb.ErrNotFound) {
-		return nil, unified.ErrNotFound
-	}
-	return rec, err
+	return rec, withKind(err)
 }
 
 type reconcileA struct{ s *systema.Store }

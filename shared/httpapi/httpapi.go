@@ -1,6 +1,7 @@
 // Package httpapi holds what the HTTP functions share about API Gateway HTTP
-// API (payload format 2.0): JSON and RFC 9457 problem responses, and strict
-// reading of request bodies. It knows nothing of customers.
+// API (payload format 2.0): JSON and RFC 9457 problem responses, the one
+// table from error kinds to HTTP statuses, and strict reading of request
+// bodies. It knows nothing of customers.
 package httpapi
 
 import (
@@ -13,10 +14,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/acme/unified-customer-service/shared/merge"
 )
 
 // Content types of the responses.
@@ -24,6 +28,75 @@ const (
 	ContentTypeJSON    = "application/json"
 	ContentTypeProblem = "application/problem+json"
 )
+
+// KindInternal is the kind of an error that wraps no merge.ErrorKind: a bug
+// or an unexpected failure.
+const KindInternal merge.ErrorKind = ""
+
+// statuses is the one table from error kinds to the HTTP status that answers
+// them, after benbjohnson/wtf's http/http.go. Every kind of
+// merge.ErrorKinds() has an entry (a test checks it).
+//
+//   - invalid: 400, the caller's input is wrong;
+//   - not found: 404, an answer: the system does not hold the customer;
+//   - unavailable: 503, asking again later may help (with Retry-After);
+//   - bad data: 502, the upstream system answered with data that breaks its
+//     contract; asking again will give the same data;
+//   - unauthorized: 502, the upstream system refused this service's
+//     credentials: a fault between us and it, not the caller's, and not
+//     over by itself;
+//   - internal: 500.
+var statuses = map[merge.ErrorKind]int{
+	KindInternal:          http.StatusInternalServerError,
+	merge.ErrInvalid:      http.StatusBadRequest,
+	merge.ErrNotFound:     http.StatusNotFound,
+	merge.ErrUnavailable:  http.StatusServiceUnavailable,
+	merge.ErrBadData:      http.StatusBadGateway,
+	merge.ErrUnauthorized: http.StatusBadGateway,
+}
+
+// Status returns the HTTP status that answers a failure of kind k; 500 for
+// an internal error or a kind the table does not know.
+func Status(k merge.ErrorKind) int {
+	if s, ok := statuses[k]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Worse returns whichever of two kinds answers with the higher status (on a
+// tie, a): the kind that decides the status of an answer two failures
+// share. It prefers 503 (asking again may help) to 502 to 500.
+func Worse(a, b merge.ErrorKind) merge.ErrorKind {
+	if Status(b) > Status(a) {
+		return b
+	}
+	return a
+}
+
+// Reason names kind k in JSON bodies: a stable camelCase token
+// ("unavailable", "badData", "unauthorized", "invalid", "notFound",
+// "internal").
+func Reason(k merge.ErrorKind) string {
+	switch k {
+	case merge.ErrInvalid:
+		return "invalid"
+	case merge.ErrNotFound:
+		return "notFound"
+	case merge.ErrUnavailable:
+		return "unavailable"
+	case merge.ErrBadData:
+		return "badData"
+	case merge.ErrUnauthorized:
+		return "unauthorized"
+	}
+	return "internal"
+}
+
+// RetryAfter is the Retry-After of a 503: long enough that clients do not
+// pile up requests that each wait for a system in an outage (a lookup gives
+// System B up to 4.5 s), short enough to ride out a rolling restart.
+const RetryAfter = 30 * time.Second
 
 // Problem is an RFC 9457 problem detail. Detail is written for humans and
 // never carries customer data.
@@ -33,6 +106,11 @@ type Problem struct {
 	Status   int      `json:"status"`
 	Detail   string   `json:"detail,omitempty"`
 	Degraded []string `json:"degraded,omitempty"` // systems that failed, when relevant
+	// Reasons says, per system in Degraded, why it failed (Reason's tokens).
+	Reasons map[string]string `json:"reasons,omitempty"`
+	// RetryAfter, when positive, is sent as the Retry-After header (whole
+	// seconds, rounded up).
+	RetryAfter time.Duration `json:"-"`
 }
 
 // NewProblem builds a problem with the standard title of status.
@@ -40,9 +118,25 @@ func NewProblem(status int, detail string) *Problem {
 	return &Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
 }
 
+// KindProblem builds the problem that answers a failure of kind k: the
+// table's status (Status) and detail; a 503 also says "try again later" and
+// carries Retry-After.
+func KindProblem(k merge.ErrorKind, detail string) *Problem {
+	p := NewProblem(Status(k), detail)
+	if p.Status == http.StatusServiceUnavailable {
+		p.Detail += "; try again later"
+		p.RetryAfter = RetryAfter
+	}
+	return p
+}
+
 // Response renders the problem as an API Gateway response.
 func (p *Problem) Response() events.APIGatewayV2HTTPResponse {
-	return respond(p.Status, ContentTypeProblem, p)
+	resp := respond(p.Status, ContentTypeProblem, p)
+	if p.RetryAfter > 0 {
+		resp.Headers["Retry-After"] = strconv.FormatInt(int64((p.RetryAfter+time.Second-1)/time.Second), 10)
+	}
+	return resp
 }
 
 // JSON renders v as a JSON response with the given status.

@@ -110,11 +110,13 @@ var (
 )
 
 // Systems is an in-memory System A and System B holding the generator's
-// data. Set AErr/BErr to make a system fail; Calls counts System B calls.
+// data. Set AErr/BErr to make a system fail for every customer, or
+// AErrFor/BErrFor (by join key) for some; Calls counts System B calls.
 type Systems struct {
-	A, B       []*merge.Record // in join order
-	AErr, BErr error
-	Calls      atomic.Int64
+	A, B             []*merge.Record // in join order
+	AErr, BErr       error
+	AErrFor, BErrFor map[string]error
+	Calls            atomic.Int64
 }
 
 // NewSystems generates n customers plus the showcase ones with seed 1.
@@ -156,10 +158,13 @@ func (m memA) Acquire(context.Context) (unified.Snapshot, error) {
 type memSnap struct{ s *Systems }
 
 func (m memSnap) Lookup(_ context.Context, key string) (*merge.Record, error) {
+	if err := m.s.AErrFor[key]; err != nil {
+		return nil, err
+	}
 	if r := find(m.s.A, key); r != nil {
 		return r, nil
 	}
-	return nil, fmt.Errorf("testkit: %w", unified.ErrNotFound)
+	return nil, fmt.Errorf("testkit: %w", merge.ErrNotFound)
 }
 func (m memSnap) ExportedAt() time.Time { return ExportedAt }
 func (m memSnap) Release()              {}
@@ -171,10 +176,13 @@ func (m memB) Get(_ context.Context, key string) (*merge.Record, error) {
 	if m.s.BErr != nil {
 		return nil, m.s.BErr
 	}
+	if err := m.s.BErrFor[merge.Key(key)]; err != nil {
+		return nil, err
+	}
 	if r := find(m.s.B, merge.Key(key)); r != nil {
 		return r, nil
 	}
-	return nil, fmt.Errorf("testkit: %w", unified.ErrNotFound)
+	return nil, fmt.Errorf("testkit: %w", merge.ErrNotFound)
 }
 
 // ReconcileA returns the systems' System A for reconcile.

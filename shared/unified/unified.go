@@ -15,9 +15,10 @@ import (
 )
 
 // ErrNotFound is what SystemA and SystemB implementations return (wrapped)
-// for a customer they do not hold; the adapters' own sentinels are mapped to
-// it in the functions' wiring.
-var ErrNotFound = errors.New("unified: customer not found")
+// for a customer they do not hold: it is merge.ErrNotFound, the kind every
+// adapter maps its own "not found" to. Other failures should wrap their
+// merge.ErrorKind too; one that wraps none is internal.
+const ErrNotFound = merge.ErrNotFound
 
 // Snapshot is one pinned version of System A.
 type Snapshot interface {
@@ -52,22 +53,52 @@ type Reader struct {
 
 // Read is one customer as both systems answered.
 type Read struct {
-	Key        string
-	A, B       *merge.Record // nil when that system does not hold the customer or failed
-	AErr, BErr error         // non-nil when that system failed (not "not found")
+	Key  string
+	A, B *merge.Record // nil when that system does not hold the customer or failed
+	// AErr and BErr are non-nil when that system failed (not "not found");
+	// they wrap the failure's merge.ErrorKind, or none for an internal
+	// error (a context deadline or cancellation is ErrUnavailable).
+	AErr, BErr error
 	Freshness  merge.Freshness
+}
+
+// Failure is one system's failure in a Read.
+type Failure struct {
+	System merge.Source
+	Kind   merge.ErrorKind // "" for an internal error
+	Err    error
+}
+
+// Failures lists the systems that failed with the kind of each failure, in
+// a stable order (System A first).
+func (r *Read) Failures() []Failure {
+	var out []Failure
+	if r.AErr != nil {
+		out = append(out, Failure{merge.SystemA, merge.ErrorKindOf(r.AErr), r.AErr})
+	}
+	if r.BErr != nil {
+		out = append(out, Failure{merge.SystemB, merge.ErrorKindOf(r.BErr), r.BErr})
+	}
+	return out
 }
 
 // Degraded lists the systems that failed, in a stable order.
 func (r *Read) Degraded() []merge.Source {
 	var out []merge.Source
-	if r.AErr != nil {
-		out = append(out, merge.SystemA)
-	}
-	if r.BErr != nil {
-		out = append(out, merge.SystemB)
+	for _, f := range r.Failures() {
+		out = append(out, f.System)
 	}
 	return out
+}
+
+// failed wraps a system's error with context, and with ErrUnavailable when
+// it is a bare context deadline or cancellation (a budget or the caller's
+// deadline cut the read: a timeout).
+func failed(what string, err error) error {
+	if merge.ErrorKindOf(err) == "" && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return fmt.Errorf("unified: %s: %w: %w", what, merge.ErrUnavailable, err)
+	}
+	return fmt.Errorf("unified: %s: %w", what, err)
 }
 
 // Read reads one customer by join key.
@@ -95,7 +126,7 @@ func (r *Reader) ReadMany(ctx context.Context, keys []string) []Read {
 		snap, err := r.A.Acquire(ctx)
 		if err != nil {
 			for i := range reads {
-				reads[i].AErr = fmt.Errorf("unified: system A: %w", err)
+				reads[i].AErr = failed("system A", err)
 			}
 			return
 		}
@@ -106,7 +137,7 @@ func (r *Reader) ReadMany(ctx context.Context, keys []string) []Read {
 			switch {
 			case errors.Is(err, ErrNotFound):
 			case err != nil:
-				reads[i].AErr = fmt.Errorf("unified: system A: lookup: %w", err)
+				reads[i].AErr = failed("system A: lookup", err)
 			default:
 				reads[i].A = rec
 			}
@@ -133,7 +164,7 @@ func (r *Reader) ReadMany(ctx context.Context, keys []string) []Read {
 			switch {
 			case errors.Is(err, ErrNotFound):
 			case err != nil:
-				reads[i].BErr = fmt.Errorf("unified: system B: %w", err)
+				reads[i].BErr = failed("system B", err)
 			default:
 				reads[i].B = rec
 			}

@@ -50,7 +50,7 @@ func (s snap) Lookup(_ context.Context, key string) (*merge.Record, error) {
 	if s.f.keys[key] {
 		return rec(key), nil
 	}
-	return nil, fmt.Errorf("fake: %w", unified.ErrNotFound)
+	return nil, fmt.Errorf("fake: %w", merge.ErrNotFound)
 }
 func (s snap) ExportedAt() time.Time { return exportedAt }
 func (s snap) Release()              { s.f.released.Add(1) }
@@ -80,7 +80,7 @@ func (f *fakeB) Get(_ context.Context, key string) (*merge.Record, error) {
 	if f.keys[key] {
 		return rec(key), nil
 	}
-	return nil, fmt.Errorf("fake: %w", unified.ErrNotFound)
+	return nil, fmt.Errorf("fake: %w", merge.ErrNotFound)
 }
 
 func TestRead(t *testing.T) {
@@ -169,8 +169,8 @@ func TestSystemBBudgetCutsAHangingSystemB(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	got := r.Read(ctx, "k")
-	if !errors.Is(got.BErr, context.DeadlineExceeded) || got.A == nil {
-		t.Fatalf("BErr = %v, A = %v; want System B cut by its budget and System A's record", got.BErr, got.A != nil)
+	if !errors.Is(got.BErr, context.DeadlineExceeded) || !errors.Is(got.BErr, merge.ErrUnavailable) || got.A == nil {
+		t.Fatalf("BErr = %v, A = %v; want System B cut by its budget (unavailable) and System A's record", got.BErr, got.A != nil)
 	}
 	if ctx.Err() != nil {
 		t.Error("the caller's context ran out; the budget should have ended the read first")

@@ -43,6 +43,9 @@ type Result struct {
 	Status    map[string]int64 `json:"status"` // answers by HTTP status
 	ByKind    map[Kind]int64   `json:"byKind"` // answers by kind of customer
 	Partial   int64            `json:"partial"`
+	// Unknown counts the 503s the rule allows (a missing customer while
+	// System B fails: unknown, not absent); they are not counted as 5xx.
+	Unknown int64 `json:"unknown"`
 	// WithConflicts counts answers that listed at least one conflict.
 	WithConflicts   int64            `json:"withConflicts"`
 	Latency         Latency          `json:"latency"`
@@ -60,7 +63,7 @@ func newResult(ph Phase, t *tally, elapsed time.Duration) Result {
 		Elapsed:  elapsed.Seconds(),
 		Requests: int64(t.hist.Count()) + t.transport,
 		Status:   map[string]int64{}, ByKind: map[Kind]int64{},
-		Partial: t.partial, WithConflicts: t.conflicts,
+		Partial: t.partial, Unknown: t.unknown, WithConflicts: t.conflicts,
 		Latency: LatencyOf(&t.hist), TransportErrors: t.transport,
 	}
 	if elapsed > 0 {
@@ -95,7 +98,10 @@ func (r *Result) judge(ph Phase) {
 				fives = append(fives, fmt.Sprintf("%s=%d", s, r.Status[s]))
 			}
 		}
-		if n5 > 0 {
+		if r.Unknown > 0 {
+			fives = append(fives, fmt.Sprintf("of which %d allowed as unknown", r.Unknown))
+		}
+		if n5 -= r.Unknown; n5 > 0 {
 			r.Failures = append(r.Failures, fmt.Sprintf("%d answers were 5xx (%s)", n5, strings.Join(fives, " ")))
 		}
 		if r.TransportErrors > 0 {
@@ -125,7 +131,11 @@ func (r Result) Line() string {
 	for _, s := range sortedKeys(r.Status) {
 		fmt.Fprintf(&b, " %s=%d", s, r.Status[s])
 	}
-	fmt.Fprintf(&b, " partial=%d conflicts=%d", r.Partial, r.WithConflicts)
+	fmt.Fprintf(&b, " partial=%d", r.Partial)
+	if r.Unknown > 0 {
+		fmt.Fprintf(&b, " unknown=%d", r.Unknown)
+	}
+	fmt.Fprintf(&b, " conflicts=%d", r.WithConflicts)
 	l := r.Latency
 	fmt.Fprintf(&b, " p50=%.1fms p90=%.1fms p99=%.1fms max=%.1fms errors=%d", l.P50, l.P90, l.P99, l.Max, r.TransportErrors)
 	if r.SystemB != nil {

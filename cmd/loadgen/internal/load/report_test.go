@@ -138,3 +138,28 @@ func TestReport(t *testing.T) {
 		})
 	}
 }
+
+// TestJudgeAllowsUnknown: the 503s the rule allows (a missing customer
+// while System B fails: unknown, not absent) are not 5xx failures; any
+// other 5xx still is.
+func TestJudgeAllowsUnknown(t *testing.T) {
+	tests := []struct {
+		name    string
+		unknown int64
+		want    string // a failure; "" for none
+	}{
+		{"every 503 an unknown", 5, ""},
+		{"two 503s not allowed", 3, "2 answers were 5xx (503=5 of which 3 allowed as unknown)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := sampleResult()
+			r.Status["503"], r.Unknown = 5, tt.unknown
+			r.judge(Phase{Name: "faults", Degraded: true})
+			got := strings.Join(r.Failures, "; ")
+			if got != tt.want || r.OK != (tt.want == "") {
+				t.Errorf("failures %q ok %v, want %q", got, r.OK, tt.want)
+			}
+		})
+	}
+}

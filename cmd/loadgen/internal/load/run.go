@@ -37,7 +37,7 @@ func (p Phase) Rule() string {
 		return "none (warm-up)"
 	}
 	if p.Degraded {
-		return "no 5xx, no transport error; existing and conflicting 200 (partial allowed), missing 404"
+		return "no 5xx but a missing customer's 503 naming System B (unknown, not absent), no transport error; existing and conflicting 200 (partial allowed), missing 404"
 	}
 	return "no 5xx, no transport error; existing 200, conflicting 200 with conflicts, missing 404; nothing partial"
 }
@@ -119,6 +119,7 @@ type tally struct {
 	status     map[int]int64
 	byKind     [numKinds]int64
 	partial    int64
+	unknown    int64 // 503s the rule allows: unknown, not absent
 	conflicts  int64
 	transport  int64
 	errs       map[string]int64
@@ -138,6 +139,7 @@ func (t *tally) merge(o *tally) {
 		t.byKind[i] += v
 	}
 	t.partial += o.partial
+	t.unknown += o.unknown
 	t.conflicts += o.conflicts
 	t.transport += o.transport
 	for k, v := range o.errs {
@@ -268,7 +270,8 @@ func (t *tally) one(ctx context.Context, cfg Config, ph Phase, base string, tg T
 	t.hist.Record(cfg.Now().Sub(begin))
 	var a answer
 	var readErr error
-	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound {
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNotFound, http.StatusServiceUnavailable:
 		readErr = json.Unmarshal(body, &a)
 	}
 	t.status[resp.StatusCode]++
@@ -285,6 +288,8 @@ func (t *tally) one(ctx context.Context, cfg Config, ph Phase, base string, tg T
 	}
 	if p := judgeAnswer(tg.Kind, resp.StatusCode, a, ph.Degraded); p != "" {
 		t.unexpected[p]++
+	} else if resp.StatusCode == http.StatusServiceUnavailable {
+		t.unknown++
 	}
 }
 
@@ -297,6 +302,10 @@ func judgeAnswer(k Kind, status int, a answer, degraded bool) string {
 		want = http.StatusNotFound
 	}
 	switch {
+	case k == Missing && degraded && status == http.StatusServiceUnavailable && slices.Contains(a.Degraded, "systemB"):
+		// With System B failing, a customer System A does not hold is
+		// unknown, not absent: 503 naming System B is the right answer.
+		return ""
 	case status != want:
 		return label
 	case a.partial() && !degraded:

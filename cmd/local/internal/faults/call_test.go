@@ -2,6 +2,7 @@ package faults
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -270,27 +271,35 @@ type lookupBody struct {
 		SystemA *time.Time `json:"systemA"`
 		SystemB *time.Time `json:"systemB"`
 	} `json:"freshness"`
-	Partial  bool     `json:"partial"`
-	Degraded []string `json:"degraded"`
+	Partial  bool              `json:"partial"`
+	Degraded []string          `json:"degraded"`
+	Reasons  map[string]string `json:"reasons"`
 }
 
 // problem is an application/problem+json body.
 type problem struct {
-	Type     string   `json:"type"`
-	Title    string   `json:"title"`
-	Status   int      `json:"status"`
-	Detail   string   `json:"detail"`
-	Degraded []string `json:"degraded"`
+	Type     string            `json:"type"`
+	Title    string            `json:"title"`
+	Status   int               `json:"status"`
+	Detail   string            `json:"detail"`
+	Degraded []string          `json:"degraded"`
+	Reasons  map[string]string `json:"reasons"`
 }
 
 // syncBody is a 200 sync answer.
 type syncBody struct {
 	Results []struct {
-		Email     string           `json:"email"`
-		InSync    bool             `json:"inSync"`
-		PresentIn []string         `json:"presentIn"`
-		Conflicts []map[string]any `json:"conflicts"`
+		Email     string            `json:"email"`
+		Status    string            `json:"status"`
+		InSync    bool              `json:"inSync"`
+		PresentIn []string          `json:"presentIn"`
+		Conflicts []map[string]any  `json:"conflicts"`
+		Degraded  []string          `json:"degraded"`
+		Reasons   map[string]string `json:"reasons"`
+		Problem   *problem          `json:"problem"`
 	} `json:"results"`
+	Partial  bool     `json:"partial"`
+	Degraded []string `json:"degraded"`
 }
 
 // wantProblem asserts a problem+json answer with status and returns it.
@@ -309,6 +318,10 @@ func (c *call) wantProblem(status int) problem {
 	}
 	if p.Status != status || p.Title == "" || p.Detail == "" {
 		c.t.Errorf("%s: incomplete problem: %+v", c.fn, p)
+	}
+	// A 503 says when to ask again; no other problem does.
+	if ra := resp.Header.Get("Retry-After"); (ra != "") != (status == http.StatusServiceUnavailable) {
+		c.t.Errorf("%s: Retry-After %q on a %d", c.fn, ra, status)
 	}
 	if leaks := data.pii.scan([]string{string(resp.Body)}); len(leaks) > 0 {
 		c.t.Errorf("%s: the problem holds personal data: %s", c.fn, leaks[0])

@@ -89,9 +89,10 @@ func badSnapshots(t *testing.T) []struct {
 }
 
 // Row 7: a missing, truncated, foreign, wrong-version or WAL-mode snapshot
-// makes System A unavailable: lookups answer partially from System B (404
-// naming the outage for a customer only System A holds), sync answers 503
-// naming System A, and nothing is served from the bad file.
+// makes System A unavailable: lookups answer partially from System B (503
+// naming the outage for a customer only System A holds: unknown, not
+// absent), sync answers 503 naming System A, and nothing is served from the
+// bad file.
 func TestRow07BadSnapshot(t *testing.T) {
 	t.Parallel()
 	for _, tc := range badSnapshots(t) {
@@ -107,9 +108,9 @@ func TestRow07BadSnapshot(t *testing.T) {
 			c.wantLog("ERROR", "systema: snapshot unavailable", tc.reason)
 
 			c = r.invoke(lookupFn, lookupEvent(t, onlyAEmail))
-			p := c.wantProblem(http.StatusNotFound)
-			if !strings.Contains(p.Detail, "System A is unavailable") || !slices.Equal(p.Degraded, []string{"systemA"}) {
-				t.Errorf("404 %+v does not say System A is unavailable", p)
+			p := c.wantProblem(http.StatusServiceUnavailable)
+			if !strings.Contains(p.Detail, "System A could not be asked") || !slices.Equal(p.Degraded, []string{"systemA"}) {
+				t.Errorf("503 %+v does not say System A could not be asked", p)
 			}
 
 			c = r.invoke(lookupFn, lookupEvent(t, onlyBEmail))

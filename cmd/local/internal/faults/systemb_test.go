@@ -84,7 +84,8 @@ func wantPartial(t *testing.T, c *call, up string) lookupBody {
 	if _, n := c.metric(emf.SyncLag); (n == 0) != (down == "systemA") {
 		t.Errorf("sync.lag.seconds has %d samples with %s down", n, down)
 	}
-	c.wantLog("WARN", "system unavailable", `"emailHash"`, strings.Replace(down, "system", "system ", 1))
+	// "system unavailable" or, for bad data and other kinds, "system degraded".
+	c.wantLog("WARN", "system ", `"emailHash"`, `"system":"`+down+`"`)
 	return b
 }
 
@@ -106,13 +107,22 @@ func wantBothSystems(t *testing.T, c *call) lookupBody {
 		t.Errorf("sync.partial_results.total = %v on a full answer", n)
 	}
 	c.noLog("WARN", "system unavailable")
+	c.noLog("WARN", "system degraded")
 	return b
 }
 
-// wantSyncDown asserts sync's 503 naming the systems down.
+// wantSyncDown asserts sync's 503 naming the systems down: they failed for
+// every customer of the request.
 func wantSyncDown(t *testing.T, c *call, systems ...string) {
 	t.Helper()
-	p := c.wantProblem(http.StatusServiceUnavailable)
+	wantSyncFailed(t, c, http.StatusServiceUnavailable, systems...)
+}
+
+// wantSyncFailed asserts sync's problem with status naming the systems that
+// failed for every customer of the request.
+func wantSyncFailed(t *testing.T, c *call, status int, systems ...string) {
+	t.Helper()
+	p := c.wantProblem(status)
 	want := map[string]string{"systemA": "System A", "systemB": "System B"}
 	for _, s := range systems {
 		if !strings.Contains(p.Detail, want[s]) {
@@ -265,12 +275,14 @@ func TestRow05SystemBBadAnswers(t *testing.T) {
 		name   string
 		faults bsim.Faults
 		cause  string // in the logged error
+		kind   string // the failure's reason
+		sync   int    // the status of a sync of that customer alone
 	}{
-		{"invalid JSON", bsim.Faults{Malformed: true}, "breaks the System B contract"},
-		{"truncated body", bsim.Faults{Truncated: true}, "truncated body"},
-		{"body over the cap", bsim.Faults{Oversized: true, OversizedBytes: 2 << 20}, "cap"},
-		{"record without a valid lastUpdated", bsim.Faults{BadLastUpdated: true}, "lastUpdated"},
-		{"302 to another host", bsim.Faults{Redirect: target.URL + "/customers/grace.hopper@example.com"}, "redirect not followed"},
+		{"invalid JSON", bsim.Faults{Malformed: true}, "breaks the System B contract", "badData", http.StatusBadGateway},
+		{"truncated body", bsim.Faults{Truncated: true}, "truncated body", "badData", http.StatusBadGateway},
+		{"body over the cap", bsim.Faults{Oversized: true, OversizedBytes: 2 << 20}, "cap", "badData", http.StatusBadGateway},
+		{"record without a valid lastUpdated", bsim.Faults{BadLastUpdated: true}, "lastUpdated", "badData", http.StatusBadGateway},
+		{"302 to another host", bsim.Faults{Redirect: target.URL + "/customers/grace.hopper@example.com"}, "redirect not followed", "unavailable", http.StatusServiceUnavailable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -278,11 +290,13 @@ func TestRow05SystemBBadAnswers(t *testing.T) {
 			r := newRig(t)
 			r.setFaults(tc.faults)
 			c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
-			wantFromAOnly(t, c)
+			if b := wantFromAOnly(t, c); b.Reasons["systemB"] != tc.kind {
+				t.Errorf("reasons %v, want systemB: %s", b.Reasons, tc.kind)
+			}
 			wantCalls(t, r, c, 1)
-			c.wantLog("WARN", "system unavailable", tc.cause)
+			c.wantLog("WARN", "system ", tc.cause, `"kind":"`+tc.kind+`"`)
 			s := r.invoke(syncFn, syncEvent(t, conflictEmail))
-			wantSyncDown(t, s, "systemB")
+			wantSyncFailed(t, s, tc.sync, "systemB")
 		})
 	}
 	t.Cleanup(func() {
@@ -330,4 +344,80 @@ func TestRow06SustainedOutage(t *testing.T) {
 	}
 	t.Logf("%d lookups during the outage: %d System B requests (%d without a budget), %d lookups refused a retry by the budget, in %v",
 		lookups, got, 4*lookups, exhausted, elapsed.Round(time.Millisecond))
+}
+
+// Row 16: System B fails for one customer of a batch (the next request
+// answered 400, which is not retried): that customer's result is
+// "unknown", naming System B, with its own problem; the others are
+// answered from both systems, and the batch is 200, partial.
+func TestRow16SystemBFailsForOneCustomerOfABatch(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.setFaults(bsim.Faults{FailNext: 1, Status: http.StatusBadRequest})
+	emails := []string{conflictEmail, inSyncEmail, onlyAEmail}
+	s := r.invoke(syncFn, syncEvent(t, emails...))
+	var b syncBody
+	if st := s.status(&b); st != http.StatusOK || len(b.Results) != len(emails) {
+		t.Fatalf("status %d with %d results, want 200 with %d: %+v", st, len(b.Results), len(emails), b)
+	}
+	if !b.Partial || !slices.Equal(b.Degraded, []string{"systemB"}) {
+		t.Errorf("partial %v degraded %v, want true [systemB]", b.Partial, b.Degraded)
+	}
+	want := map[string]string{conflictEmail: "conflicts", inSyncEmail: "inSync", onlyAEmail: "conflicts"}
+	unknown := 0
+	for _, res := range b.Results {
+		if res.Status != "unknown" {
+			if res.Status != want[res.Email] || len(res.Degraded) != 0 || res.Problem != nil {
+				t.Errorf("%s: status %s degraded %v problem %+v, want %s from both systems", res.Email, res.Status, res.Degraded, res.Problem, want[res.Email])
+			}
+			continue
+		}
+		unknown++
+		if !slices.Equal(res.Degraded, []string{"systemB"}) || res.Reasons["systemB"] != "unavailable" || res.InSync || len(res.Conflicts) != 0 ||
+			res.Problem == nil || res.Problem.Status != http.StatusServiceUnavailable || !strings.Contains(res.Problem.Detail, "System B could not be asked") {
+			t.Errorf("unknown result %+v problem %+v, want System B unavailable, no conflicts, a 503 problem", res, res.Problem)
+		}
+		if !slices.Equal(res.PresentIn, []string{"systemA"}) {
+			t.Errorf("unknown result presentIn %v, want what System A answered: [systemA]", res.PresentIn)
+		}
+	}
+	if unknown != 1 {
+		t.Errorf("%d unknown results, want exactly the one whose System B request failed", unknown)
+	}
+	wantCalls(t, r, s, int64(len(emails)))
+	if s.count(emf.SyncPartialResults) != 1 {
+		t.Errorf("sync.partial_results.total = %v, want 1", s.count(emf.SyncPartialResults))
+	}
+	s.wantLog("WARN", "system unavailable", `"emailHash"`, `"system":"systemB"`, "status 400")
+	s.answeredBefore(lookupTimeout(t))
+}
+
+// Row 17: System B is down and the customer is only in System B (created
+// there today): the lookup answers 503 naming System B, with Retry-After,
+// not 404: the customer is unknown, not absent. With System B back, it is
+// found.
+func TestRow17SystemBDownCustomerOnlyInB(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.setFaults(bsim.Faults{Down: true})
+	c := r.invoke(lookupFn, lookupEvent(t, onlyBEmail))
+	p := c.wantProblem(http.StatusServiceUnavailable)
+	if p.Detail != "the customer is not in System A and System B could not be asked; try again later" ||
+		!slices.Equal(p.Degraded, []string{"systemB"}) || p.Reasons["systemB"] != "unavailable" {
+		t.Errorf("problem %+v, want System B named as unavailable", p)
+	}
+	if ra := c.http().Header.Get("Retry-After"); ra != "30" {
+		t.Errorf("Retry-After %q, want 30", ra)
+	}
+	if c.count(emf.SyncPartialResults) != 1 {
+		t.Errorf("sync.partial_results.total = %v, want 1", c.count(emf.SyncPartialResults))
+	}
+	c.wantLog("WARN", "system unavailable", `"emailHash"`, `"system":"systemB"`)
+	c.wantLog("INFO", "lookup", `"status":503`)
+
+	r.setFaults(bsim.Faults{})
+	var b lookupBody
+	if st := r.invoke(lookupFn, lookupEvent(t, onlyBEmail)).status(&b); st != http.StatusOK || b.Partial || b.LastUpdated.SystemB == nil {
+		t.Errorf("with System B back: status %d partial %v, want 200 from System B", st, b.Partial)
+	}
 }
