@@ -344,7 +344,7 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 		r.countRun(&sum)
 		r.Metrics.Count(emf.ReconcileIncomplete, 1)
 		r.Log.ErrorContext(ctx, "reconciliation incomplete: no report for the night yet; failing so that the event is delivered again",
-			"eventId", ev.ID, "attempt", l.doc.Token, "stoppedReason", sum.StoppedReason, "stoppedAfter", sum.StoppedAfter,
+			"eventId", ev.ID, "attempt", l.doc.Token, "stoppedReason", sum.StoppedReason,
 			"counts", sum.Counts, "badRecords", sum.BadRecords, "partialReport", r.Reports.Location(attemptSummary))
 		err := fmt.Errorf("%w: %s (partial report %s)", ErrIncomplete, sum.StoppedReason, r.Reports.Location(attemptSummary))
 		if joinErr != nil {
@@ -568,9 +568,17 @@ func (l *lease) renew(ctx context.Context, now time.Time, release bool) error {
 }
 
 // release gives the lease up so that the next delivery can start at once.
-// A failure is only logged: the lease then expires after LeaseTTL.
+// It tries twice (the first try may only learn the tag of a renewal whose
+// answer was cut); a failure is only logged: the lease then expires after
+// LeaseTTL.
 func (l *lease) release(ctx context.Context) {
-	if err := l.renew(ctx, l.r.now(), true); err != nil {
+	var err error
+	for range 2 {
+		if err = l.renew(ctx, l.r.now(), true); err == nil || errors.Is(err, ErrLeaseLost) {
+			break
+		}
+	}
+	if err != nil {
 		l.r.Log.WarnContext(ctx, "could not release the lease; it expires on its own", "eventId", l.doc.EventID, "err", err.Error())
 	}
 }
