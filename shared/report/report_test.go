@@ -88,7 +88,7 @@ func TestReplace(t *testing.T) {
 	const key = "2026-11-24/e1/claim.json"
 	tests := []struct {
 		name    string
-		present bool   // put "v1" first
+		present bool // put "v1" first
 		tag     func(v1 string) string
 		want    error  // nil: replaced
 		content string // after the call
