@@ -199,9 +199,10 @@ var (
 	// manual invoke) runs the night again.
 	ErrIncomplete = errors.New("reconcile: the run did not complete")
 	// ErrLeaseLost: the run could not keep its lease (another delivery took
-	// the event over after the lease expired unrenewed) and stopped without
-	// a report; the delivery that holds the lease now writes it.
-	ErrLeaseLost = errors.New("reconcile: lost the lease on the event to another delivery")
+	// the event over after the lease expired unrenewed, or renewals kept
+	// failing until it would expire) and stopped without a report; the
+	// delivery that holds the lease now, or the next one, writes it.
+	ErrLeaseLost = errors.New("reconcile: lost the lease on the event")
 )
 
 // Run reconciles once for ev. A delivery that finds the event's report
@@ -278,18 +279,23 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 	lost := func() (Summary, error) {
 		hb.stop()
 		cause := context.Cause(leaseCtx)
-		r.Log.WarnContext(ctx, "stopped: another delivery took this event over; no report from this attempt",
+		r.Log.WarnContext(ctx, "stopped: lost the lease on this event (another delivery runs it, or may take it over); no report from this attempt",
 			"eventId", ev.ID, "attempt", l.doc.Token, "err", cause.Error())
 		return Summary{EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusLeaseLost, Attempt: l.doc.Token},
 			fmt.Errorf("reconcile: event %s: %w", ev.ID, cause)
+	}
+	// giveUp ends an attempt that failed before its report: the next
+	// delivery may start at once.
+	giveUp := func() {
+		hb.stop()
+		l.release(ctx)
 	}
 
 	runCtx, cancel := r.workContext(leaseCtx)
 	defer cancel()
 	tmp, err := os.CreateTemp(r.TempDir, "details-*.jsonl.gz")
 	if err != nil {
-		hb.stop()
-		l.release(ctx)
+		giveUp()
 		return Summary{}, fmt.Errorf("reconcile: details file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
@@ -315,16 +321,14 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 
 	// The report is written with the lease's context: the reserve is for it.
 	if _, err := tmp.Seek(0, 0); err != nil {
-		hb.stop()
-		l.release(ctx)
+		giveUp()
 		return sum, fmt.Errorf("reconcile: details file: %w", err)
 	}
 	if _, err := r.Reports.PutIfAbsent(leaseCtx, attemptDetails, tmp, "application/gzip"); err != nil {
 		if leaseLost(leaseCtx) {
 			return lost()
 		}
-		hb.stop()
-		l.release(ctx)
+		giveUp()
 		return sum, fmt.Errorf("reconcile: write details: %w", err)
 	}
 	hb.stop()
