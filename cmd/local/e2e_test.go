@@ -360,11 +360,14 @@ func testSchedule(t *testing.T, s *stack) {
 		t.Fatal(err)
 	}
 	keys := map[string]bool{}
-	for _, o := range list.Contents {
-		keys[aws.ToString(o.Key)] = true
-	}
+	details := false // the attempt's details: attempts/<token>/details.jsonl.gz
 	prefix := "reports/2026-11-24/" + sum.EventID + "/"
-	if !keys[prefix+"summary.json"] || !keys[prefix+"details.jsonl.gz"] {
+	for _, o := range list.Contents {
+		k := aws.ToString(o.Key)
+		keys[k] = true
+		details = details || (strings.HasPrefix(k, prefix+"attempts/") && strings.HasSuffix(k, "/details.jsonl.gz"))
+	}
+	if !keys[prefix+"summary.json"] || !details {
 		t.Fatalf("report objects %v", keys)
 	}
 	obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("ucs-reports"), Key: aws.String(prefix + "summary.json")})

@@ -79,18 +79,41 @@ func TestHandleMalformed(t *testing.T) {
 // over the in-memory systems and a file report store.
 func TestHandleEndToEnd(t *testing.T) {
 	sys := testkit.NewSystems(t, 100)
-	dir := t.TempDir()
-	h := &Handler{Runner: &reconcile.Reconciler{
-		A: sys.ReconcileA(), B: sys.ReconcileB(), Reports: fileStore(dir),
-		Log: discard(), Metrics: testkit.NewMetrics(), TempDir: t.TempDir(),
-	}}
-	var payload json.RawMessage
-	testkit.Event(t, "reconcile-scheduled.json", &payload)
+	h, dir, payload := realEngine(t, sys)
 	sum, err := h.Handle(context.Background(), payload)
 	if err != nil || !sum.Complete {
 		t.Fatalf("summary %+v err %v", sum, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "2026-11-24", sum.EventID, "summary.json")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestHandleIncompleteFails: a run that does not complete (System B fails
+// mid-way) fails the invocation, so that Lambda delivers the event again,
+// and leaves the night without summary.json; the next delivery completes it.
+func TestHandleIncompleteFails(t *testing.T) {
+	sys := testkit.NewSystems(t, 100)
+	sys.BErr = errors.New("systemb: list: unavailable")
+	h, dir, payload := realEngine(t, sys)
+	sum, err := h.Handle(context.Background(), payload)
+	if !errors.Is(err, reconcile.ErrIncomplete) || sum.Complete {
+		t.Fatalf("summary complete=%v, err %v; want ErrIncomplete", sum.Complete, err)
+	}
+	night := filepath.Join(dir, "2026-11-24", sum.EventID)
+	if _, err := os.Stat(filepath.Join(night, "summary.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an incomplete run wrote summary.json (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(night, "attempts", sum.Attempt, "summary.json")); err != nil {
+		t.Errorf("no partial report: %v", err)
+	}
+
+	sys.BErr = nil
+	again, err := h.Handle(context.Background(), payload)
+	if err != nil || !again.Complete || again.Status != reconcile.StatusRan {
+		t.Fatalf("the redelivery: %+v, %v; want a complete run", again, err)
+	}
+	if _, err := os.Stat(filepath.Join(night, "summary.json")); err != nil {
+		t.Errorf("the redelivery wrote no summary.json: %v", err)
 	}
 }

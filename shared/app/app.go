@@ -176,7 +176,7 @@ func SystemBBudget(perCall time.Duration) time.Duration { return 2*perCall + 500
 func (a *App) Reconciler() *reconcile.Reconciler {
 	return &reconcile.Reconciler{
 		A: reconcileA{a.Store}, B: reconcileB{a.Client}, Reports: a.Reports,
-		Log: a.Log, Metrics: a.Metrics,
+		Log: a.Log, Metrics: a.Metrics, LeaseTTL: a.Config.ReconcileLease, InvocationID: requestID,
 	}
 }
 

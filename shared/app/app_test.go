@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
 	"github.com/acme/unified-customer-service/shared/app"
 	"github.com/acme/unified-customer-service/shared/config"
 	"github.com/acme/unified-customer-service/shared/demodata"
@@ -63,10 +65,11 @@ func TestWiringEndToEnd(t *testing.T) {
 	b := systemBWithNobody(t)
 	reports := t.TempDir()
 	env := map[string]string{
-		config.EnvSnapshotURI:  "file://" + snap,
-		config.EnvSystemBURL:   b.URL,
-		config.EnvSystemBToken: "tok",
-		config.EnvReportURI:    "file://" + reports,
+		config.EnvSnapshotURI:           "file://" + snap,
+		config.EnvSystemBURL:            b.URL,
+		config.EnvSystemBToken:          "tok",
+		config.EnvReportURI:             "file://" + reports,
+		config.EnvReconcileLeaseSeconds: "7",
 	}
 	var out bytes.Buffer
 	a, err := app.New(context.Background(), app.Options{
@@ -99,9 +102,17 @@ func TestWiringEndToEnd(t *testing.T) {
 	// A whole reconciliation against a System B holding nobody.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sum, err := a.Reconciler().Run(ctx, reconcile.Event{ID: "e-1", Time: time.Date(2026, 11, 24, 3, 30, 0, 0, time.UTC)})
+	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{AwsRequestID: "0d4e6a1c-req"})
+	rec := a.Reconciler()
+	if rec.LeaseTTL != 7*time.Second {
+		t.Errorf("lease %s, want %s's 7 s", rec.LeaseTTL, config.EnvReconcileLeaseSeconds)
+	}
+	sum, err := rec.Run(ctx, reconcile.Event{ID: "e-1", Time: time.Date(2026, 11, 24, 3, 30, 0, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.HasPrefix(sum.Attempt, "0d4e6a1c-req-") {
+		t.Errorf("attempt token %q does not start with the request id", sum.Attempt)
 	}
 	if sum.Counts.SystemA != truth.SystemA || sum.Counts.OnlyInSystemA != truth.SystemA || sum.Counts.SystemB != 0 {
 		t.Errorf("counts = %+v, want all %d of System A only in System A", sum.Counts, truth.SystemA)

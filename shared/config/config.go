@@ -24,6 +24,7 @@ const (
 	EnvSystemBTokenSecretARN  = "SYSTEM_B_TOKEN_SECRET_ARN"
 	EnvSystemBTimeoutMS       = "SYSTEM_B_TIMEOUT_MS"
 	EnvReportURI              = "REPORT_URI"
+	EnvReconcileLeaseSeconds  = "RECONCILE_LEASE_SECONDS"
 	EnvMergeRules             = "MERGE_RULES"
 	EnvMetricsNamespace       = "METRICS_NAMESPACE"
 	EnvLogLevel               = "LOG_LEVEL"
@@ -34,9 +35,15 @@ const (
 // template sets each of them.
 var Settings = []string{
 	EnvSnapshotURI, EnvSnapshotRefreshSeconds, EnvSystemBURL, EnvSystemBToken,
-	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvMergeRules,
+	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvReconcileLeaseSeconds, EnvMergeRules,
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 }
+
+// MaxReconcileLease bounds RECONCILE_LEASE_SECONDS (exclusive): Lambda
+// retries a failed asynchronous invocation after about a minute, and a
+// killed run's lease must have expired by then for the retry to take the
+// night over. The default is half of it, 30 s.
+const MaxReconcileLease = 60 * time.Second
 
 // ErrInvalid is wrapped by every configuration error.
 var ErrInvalid = errors.New("config: invalid setting")
@@ -50,6 +57,7 @@ type Config struct {
 	SystemBSecretARN string        // Secrets Manager secret holding the token (AWS use)
 	SystemBTimeout   time.Duration // per call
 	ReportURI        string        // s3://bucket/prefix or file:///abs/dir; reconcile only
+	ReconcileLease   time.Duration // how long a reconciliation's claim holds unrenewed; reconcile only
 	Rules            merge.Rules
 	MetricsNamespace string
 	LogLevel         string
@@ -103,6 +111,10 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	}
 	if c.SystemBTimeout, err = seconds(get(EnvSystemBTimeoutMS), 2*time.Second, time.Millisecond); err != nil {
 		bad(EnvSystemBTimeoutMS, "%v", err)
+	}
+	if c.ReconcileLease, err = seconds(get(EnvReconcileLeaseSeconds), MaxReconcileLease/2, time.Second); err != nil || c.ReconcileLease >= MaxReconcileLease {
+		bad(EnvReconcileLeaseSeconds, "want whole seconds from 1 to %d (under the minute Lambda waits before retrying a failed run), got %q",
+			int(MaxReconcileLease/time.Second)-1, get(EnvReconcileLeaseSeconds))
 	}
 	if c.Rules, err = merge.ParseRules(get(EnvMergeRules)); err != nil {
 		bad(EnvMergeRules, "%v", err)

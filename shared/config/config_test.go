@@ -30,7 +30,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SnapshotRefresh != 60*time.Second || c.SystemBTimeout != 2*time.Second || c.MetricsNamespace != "UnifiedCustomerService" {
+	if c.SnapshotRefresh != 60*time.Second || c.SystemBTimeout != 2*time.Second || c.MetricsNamespace != "UnifiedCustomerService" || c.ReconcileLease != 30*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
 	if c.Rules.For(merge.FieldLoyaltyTier) != merge.RuleSystemA || c.Rules.For(merge.FieldPhone) != merge.RuleNewest {
@@ -57,6 +57,9 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 		{"negative refresh", map[string]string{config.EnvSnapshotRefreshSeconds: "-5"}, config.Need{}, config.EnvSnapshotRefreshSeconds},
 		{"bad rules", map[string]string{config.EnvMergeRules: "phone=oldest"}, config.Need{}, config.EnvMergeRules},
 		{"bad log level", map[string]string{config.EnvLogLevel: "verbose"}, config.Need{}, config.EnvLogLevel},
+		{"lease not a number", map[string]string{config.EnvReconcileLeaseSeconds: "30s"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
+		{"lease zero", map[string]string{config.EnvReconcileLeaseSeconds: "0"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
+		{"lease as long as Lambda's retry gap", map[string]string{config.EnvReconcileLeaseSeconds: "60"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
 		{"report needed and missing", map[string]string{config.EnvReportURI: ""}, config.Need{Report: true}, config.EnvReportURI},
 	}
 	for _, tt := range tests {

@@ -1,15 +1,36 @@
 // Package reconcile runs the nightly reconciliation: a streaming sort-merge
 // join of System A's snapshot and System B's list, both in join order
 // (merge.Key, byte-wise), with memory bounded by one System B page whatever
-// the number of customers. It writes a write-once report (summary.json and
-// details.jsonl.gz) keyed by the triggering event, so a second delivery of
-// the same event neither recomputes nor overwrites.
+// the number of customers.
+//
+// Reports are keyed by the triggering event, below <date>/<event id>/:
+//
+//	claim.json                      the lease: which delivery runs the event, until when
+//	attempts/<token>/details.jsonl.gz  one attempt's details
+//	attempts/<token>/summary.json   an incomplete attempt's summary
+//	summary.json                    the night's report: written once, by a complete run
+//
+// A delivery first takes a short lease on the event (claim.json, LeaseTTL)
+// and renews it in the background while it runs; a delivery that finds a
+// live lease answers inProgress, one that finds an expired lease and no
+// summary.json takes the event over, so a Lambda retry after a killed run
+// completes the night. summary.json is the write-once commit point: only a
+// complete run writes it, and a later delivery returns it as it is. An
+// incomplete run (a system failed, the deadline came) writes its partial
+// report under its attempt, releases the lease and returns ErrIncomplete,
+// so the event is retried and, failing that, dead-lettered.
+//
+// A malformed record in either stream (a *merge.BadRecordError) is counted,
+// listed in the details and skipped; the run carries on.
 package reconcile
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +39,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/merge"
@@ -62,6 +84,13 @@ type Event struct {
 	Time time.Time // the scheduled time
 }
 
+// DefaultLeaseTTL is the lease of a run when Reconciler.LeaseTTL is zero.
+// It is well under the minute Lambda waits before its first retry of a
+// failed asynchronous invocation (then two more minutes before the
+// second): a run killed outright leaves a lease that has expired by the
+// time the retry arrives, and the retry takes the event over.
+const DefaultLeaseTTL = 30 * time.Second
+
 // Reconciler runs reconciliations.
 type Reconciler struct {
 	A       SystemA
@@ -69,7 +98,18 @@ type Reconciler struct {
 	Reports report.Store
 	Log     *slog.Logger
 	Metrics Metrics
-	Now     func() time.Time
+	// Now is the clock of the lease and the report's times; time.Now when nil.
+	Now func() time.Time
+	// Tick returns a channel that receives every d and a function that
+	// stops it: the lease's heartbeat. A time.Ticker when nil; tests give a
+	// fake clock's.
+	Tick func(d time.Duration) (<-chan time.Time, func())
+	// LeaseTTL is how long a claim holds without being renewed; the run
+	// renews it every LeaseTTL/3. DefaultLeaseTTL when zero.
+	LeaseTTL time.Duration
+	// InvocationID returns the id of the invocation ctx belongs to (the
+	// Lambda request id), which starts the attempt's token; optional.
+	InvocationID func(ctx context.Context) string
 	// TempDir holds the details file while it is written; os.TempDir() when empty.
 	TempDir string
 	// Reserve is how long before the context's deadline a run stops to write
@@ -90,17 +130,22 @@ type Counts struct {
 
 // Summary is summary.json, and what the function returns.
 type Summary struct {
-	EventID          string               `json:"eventId"`
-	ScheduledTime    time.Time            `json:"scheduledTime"`
-	Status           Status               `json:"status"`
-	Snapshot         SnapshotVersion      `json:"snapshot"`
-	StartedAt        time.Time            `json:"startedAt"`
-	FinishedAt       time.Time            `json:"finishedAt"`
-	Complete         bool                 `json:"complete"`
-	StoppedReason    string               `json:"stoppedReason,omitempty"`
-	StoppedAfter     string               `json:"stoppedAfter,omitempty"` // last join key read before the stop
-	Error            string               `json:"error,omitempty"`
-	Counts           Counts               `json:"counts"`
+	EventID       string          `json:"eventId"`
+	ScheduledTime time.Time       `json:"scheduledTime"`
+	Status        Status          `json:"status"`
+	Attempt       string          `json:"attempt,omitempty"`      // the token of the delivery that ran it
+	TookOverFrom  string          `json:"tookOverFrom,omitempty"` // the token of the expired claim it took over
+	Snapshot      SnapshotVersion `json:"snapshot"`
+	StartedAt     time.Time       `json:"startedAt"`
+	FinishedAt    time.Time       `json:"finishedAt"`
+	Complete      bool            `json:"complete"`
+	StoppedReason string          `json:"stoppedReason,omitempty"`
+	StoppedAfter  string          `json:"stoppedAfter,omitempty"` // last join key read before the stop
+	Error         string          `json:"error,omitempty"`
+	Counts        Counts          `json:"counts"`
+	// BadRecords counts, per system, the malformed records skipped (each
+	// one is a line of the details).
+	BadRecords       map[merge.Source]int `json:"badRecords"`
 	ConflictsByField map[string]int       `json:"conflictsByField"`
 	NewerSource      map[merge.Source]int `json:"newerSource"`
 	DuplicateKeys    map[merge.Source]int `json:"duplicateKeys,omitempty"`
@@ -116,56 +161,56 @@ type Status string
 const (
 	StatusRan        Status = "ran"        // this call ran the reconciliation and wrote the report
 	StatusDuplicate  Status = "duplicate"  // the event's report already existed; it is returned as stored
-	StatusInProgress Status = "inProgress" // another delivery of the event is running it now
-	// StatusAbandoned: the delivery that claimed the event died (its deadline
-	// passed) without writing the report; Run returns ErrAbandoned with it.
-	StatusAbandoned Status = "abandoned"
+	StatusInProgress Status = "inProgress" // another delivery holds a live lease on the event and runs it now
+	// StatusIncomplete: this call ran but did not finish (a system failed,
+	// the deadline came); its partial report is under its attempt, and Run
+	// returns ErrIncomplete with it.
+	StatusIncomplete Status = "incomplete"
+	// StatusLeaseLost: another delivery took the event over while this one
+	// ran (this one could not renew its lease in time); this one stopped
+	// without a report, and Run returns ErrLeaseLost with it.
+	StatusLeaseLost Status = "leaseLost"
 )
 
-// Keys of a run's objects below the report prefix.
-func keys(ev Event) (claim, summary, details string) {
+// runKeys are the keys of an event's objects below the report prefix.
+type runKeys struct{ dir, claim, summary string }
+
+func keysOf(ev Event) runKeys {
 	dir := ev.Time.UTC().Format("2006-01-02") + "/" + ev.ID + "/"
-	return dir + "claim.json", dir + "summary.json", dir + "details.jsonl.gz"
+	return runKeys{dir: dir, claim: dir + "claim.json", summary: dir + "summary.json"}
+}
+
+// attempt returns the keys of one attempt's summary and details.
+func (k runKeys) attempt(token string) (summary, details string) {
+	d := k.dir + "attempts/" + token + "/"
+	return d + "summary.json", d + "details.jsonl.gz"
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
-// ErrAbandoned is returned (wrapped) for an event whose claim outlived its
-// claimant's deadline without a report: that run died (killed, out of
-// memory). The report can no longer be written under the event's keys, so
-// the failure is returned for the event to be retried and then
-// dead-lettered (the DLQ alarm), rather than answering inProgress forever.
-var ErrAbandoned = errors.New("reconcile: an earlier delivery of this event died before writing its report")
+// Errors returned (wrapped) by Run.
+var (
+	// ErrBadEvent: the event cannot key a report.
+	ErrBadEvent = errors.New("reconcile: bad event")
+	// ErrIncomplete: the run stopped before the end (a system failed, the
+	// Lambda deadline came). Its partial report is under its attempt,
+	// summary.json is not written and the lease is released, so the event's
+	// next delivery (Lambda's retry, a redrive from the dead-letter queue, a
+	// manual invoke) runs the night again.
+	ErrIncomplete = errors.New("reconcile: the run did not complete")
+	// ErrLeaseLost: the run could not keep its lease (another delivery took
+	// the event over after the lease expired unrenewed, or renewals kept
+	// failing until it would expire) and stopped without a report; the
+	// delivery that holds the lease now, or the next one, writes it.
+	ErrLeaseLost = errors.New("reconcile: lost the lease on the event")
+)
 
-// claimDoc is claim.json: who runs the event, and until when at the latest.
-type claimDoc struct {
-	EventID   string    `json:"eventId"`
-	StartedAt time.Time `json:"startedAt"`
-	Deadline  time.Time `json:"deadline,omitzero"` // the claimant's Lambda deadline
-}
-
-// abandoned reports whether the claim under key names a deadline that has
-// passed, and returns it.
-func (r *Reconciler) abandoned(ctx context.Context, key string) (time.Time, bool) {
-	b, err := r.Reports.Get(ctx, key)
-	if err != nil {
-		return time.Time{}, false
-	}
-	var c claimDoc
-	if json.Unmarshal(b, &c) != nil || c.Deadline.IsZero() {
-		return time.Time{}, false
-	}
-	return c.Deadline, r.now().After(c.Deadline)
-}
-
-// ErrBadEvent is returned (wrapped) for an event that cannot key a report.
-var ErrBadEvent = errors.New("reconcile: bad event")
-
-// Run reconciles once for ev. A second delivery of ev returns the stored
-// summary (or StatusInProgress, or ErrAbandoned once the claimant's
-// deadline has passed without a report) without scanning. A run that reaches its
-// deadline or loses a system mid-way still writes a report, with
-// complete=false; the error is returned alongside the summary then.
+// Run reconciles once for ev. A delivery that finds the event's report
+// returns it (StatusDuplicate) and one that finds another delivery's live
+// lease answers StatusInProgress, both without scanning. Otherwise Run
+// takes the lease (taking over an expired one) and runs: a complete run
+// writes summary.json and returns it; an incomplete one writes its partial
+// report under its attempt and returns it with ErrIncomplete.
 func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
 	if !validID.MatchString(ev.ID) || strings.Contains(ev.ID, "..") {
 		return Summary{}, fmt.Errorf("%w: id must be 1-128 of [A-Za-z0-9._:-]", ErrBadEvent)
@@ -173,8 +218,11 @@ func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
 	if ev.Time.IsZero() {
 		return Summary{}, fmt.Errorf("%w: time is missing", ErrBadEvent)
 	}
-	claimKey, summaryKey, detailsKey := keys(ev)
-	if s, ok, err := r.stored(ctx, ev, summaryKey); ok || err != nil {
+	if r.LeaseTTL < 0 {
+		return Summary{}, fmt.Errorf("reconcile: LeaseTTL %s is negative", r.LeaseTTL)
+	}
+	k := keysOf(ev)
+	if s, ok, err := r.stored(ctx, ev, k.summary); ok || err != nil {
 		return s, err
 	}
 
@@ -184,45 +232,79 @@ func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
 	}
 	defer snap.Release()
 
-	started := r.now()
-	c := claimDoc{EventID: ev.ID, StartedAt: started}
-	if dl, ok := ctx.Deadline(); ok {
-		c.Deadline = dl.UTC()
+	token := r.token(ctx)
+	l, holder, err := r.acquire(ctx, k.claim, ev, token)
+	if err != nil {
+		return Summary{}, err
 	}
-	claim, _ := json.Marshal(c)
-	if err := r.Reports.PutIfAbsent(ctx, claimKey, strings.NewReader(string(claim)), "application/json"); err != nil {
-		if errors.Is(err, report.ErrExists) {
-			if s, ok, err := r.stored(ctx, ev, summaryKey); ok || err != nil {
-				return s, err
-			}
-			if dl, ok := r.abandoned(ctx, claimKey); ok {
-				r.Log.ErrorContext(ctx, "an earlier delivery of this event stopped without writing its report; failing so that the event is retried and then dead-lettered",
-					"eventId", ev.ID, "claimDeadline", dl)
-				return Summary{EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusAbandoned},
-					fmt.Errorf("%w (its claim's deadline %s has passed)", ErrAbandoned, dl.Format(time.RFC3339))
-			}
-			return Summary{EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusInProgress}, nil
+	if l == nil {
+		// The holder may have committed since the first look.
+		if s, ok, err := r.stored(ctx, ev, k.summary); ok || err != nil {
+			return s, err
 		}
-		return Summary{}, fmt.Errorf("reconcile: claim: %w", err)
+		r.Log.InfoContext(ctx, "another delivery holds a live lease on this event; answering inProgress",
+			"eventId", ev.ID, "holder", holder.Token, "leaseExpiresAt", holder.ExpiresAt)
+		return Summary{EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusInProgress}, nil
 	}
+	if l.doc.TookOverFrom != "" {
+		r.Log.WarnContext(ctx, "took over an expired lease: the delivery that held it stopped without a report",
+			"eventId", ev.ID, "attempt", token, "tookOverFrom", l.doc.TookOverFrom)
+	}
+	// A run that held the lease before it expired may have committed.
+	if s, ok, err := r.stored(ctx, ev, k.summary); ok || err != nil {
+		l.release(ctx)
+		return s, err
+	}
+	return r.run(ctx, ev, k, snap, l)
+}
 
+// run is Run once this delivery holds the lease l.
+func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot, l *lease) (Summary, error) {
+	attemptSummary, attemptDetails := k.attempt(l.doc.Token)
+	started := r.now()
 	sum := Summary{
-		EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusRan, Snapshot: snap.Version(),
-		StartedAt: started, ConflictsByField: map[string]int{}, NewerSource: map[merge.Source]int{},
-		Details: r.Reports.Location(detailsKey),
+		EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusRan, Attempt: l.doc.Token, TookOverFrom: l.doc.TookOverFrom,
+		Snapshot: snap.Version(), StartedAt: started,
+		BadRecords:       map[merge.Source]int{merge.SystemA: 0, merge.SystemB: 0},
+		ConflictsByField: map[string]int{}, NewerSource: map[merge.Source]int{},
+		Details: r.Reports.Location(attemptDetails),
 	}
 	r.Metrics.Observe(emf.SyncLag, started.Sub(sum.Snapshot.ExportedAt).Seconds(), emf.Seconds)
 
-	runCtx, cancel := r.workContext(ctx)
+	// leaseCtx ends when the lease is lost; the heartbeat renews it meanwhile.
+	leaseCtx, lose := context.WithCancelCause(ctx)
+	defer lose(nil)
+	hb := l.keep(leaseCtx, lose)
+	defer hb.stop()
+	lost := func() (Summary, error) {
+		hb.stop()
+		cause := context.Cause(leaseCtx)
+		r.Log.WarnContext(ctx, "stopped: lost the lease on this event (another delivery runs it, or may take it over); no report from this attempt",
+			"eventId", ev.ID, "attempt", l.doc.Token, "err", cause.Error())
+		return Summary{EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusLeaseLost, Attempt: l.doc.Token},
+			fmt.Errorf("reconcile: event %s: %w", ev.ID, cause)
+	}
+	// giveUp ends an attempt that failed before its report: the next
+	// delivery may start at once.
+	giveUp := func() {
+		hb.stop()
+		l.release(ctx)
+	}
+
+	runCtx, cancel := r.workContext(leaseCtx)
 	defer cancel()
 	tmp, err := os.CreateTemp(r.TempDir, "details-*.jsonl.gz")
 	if err != nil {
+		giveUp()
 		return Summary{}, fmt.Errorf("reconcile: details file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 
 	joinErr := r.join(runCtx, snap, tmp, &sum)
+	if leaseLost(leaseCtx) {
+		return lost()
+	}
 	switch {
 	case joinErr == nil:
 		sum.Complete = true
@@ -233,39 +315,87 @@ func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
 		sum.StoppedReason = "a system failed during the run"
 		sum.Error = joinErr.Error()
 	}
+	if !sum.Complete {
+		sum.Status = StatusIncomplete
+	}
 
-	// The report is written with the caller's context: the reserve is for it.
+	// The report is written with the lease's context: the reserve is for it.
 	if _, err := tmp.Seek(0, 0); err != nil {
+		giveUp()
 		return sum, fmt.Errorf("reconcile: details file: %w", err)
 	}
-	if err := r.Reports.PutIfAbsent(ctx, detailsKey, tmp, "application/gzip"); err != nil {
+	if _, err := r.Reports.PutIfAbsent(leaseCtx, attemptDetails, tmp, "application/gzip"); err != nil {
+		if leaseLost(leaseCtx) {
+			return lost()
+		}
+		giveUp()
 		return sum, fmt.Errorf("reconcile: write details: %w", err)
+	}
+	hb.stop()
+	if leaseLost(leaseCtx) {
+		return lost()
 	}
 	sum.FinishedAt = r.now()
 	body, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
+		l.release(ctx)
 		return sum, fmt.Errorf("reconcile: encode summary: %w", err)
 	}
-	if err := r.Reports.PutIfAbsent(ctx, summaryKey, strings.NewReader(string(body)), "application/json"); err != nil {
+
+	if !sum.Complete {
+		_, werr := r.Reports.PutIfAbsent(ctx, attemptSummary, bytes.NewReader(body), "application/json")
+		l.release(ctx)
+		r.countRun(&sum)
+		r.Metrics.Count(emf.ReconcileIncomplete, 1)
+		r.Log.ErrorContext(ctx, "reconciliation incomplete: no report for the night yet; failing so that the event is delivered again",
+			"eventId", ev.ID, "attempt", l.doc.Token, "stoppedReason", sum.StoppedReason,
+			"counts", sum.Counts, "badRecords", sum.BadRecords, "partialReport", r.Reports.Location(attemptSummary))
+		err := fmt.Errorf("%w: %s (partial report %s)", ErrIncomplete, sum.StoppedReason, r.Reports.Location(attemptSummary))
+		if joinErr != nil {
+			err = fmt.Errorf("%w: %w", err, joinErr)
+		}
+		if werr != nil {
+			err = errors.Join(err, fmt.Errorf("reconcile: write partial summary: %w", werr))
+		}
+		return sum, err
+	}
+
+	// Commit only while holding the lease: renew it once more first.
+	if err := l.renew(ctx, r.now(), false); err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			lose(err)
+			return lost()
+		}
+		if !r.now().Before(l.doc.ExpiresAt) {
+			lose(fmt.Errorf("%w: the lease expired unrenewed before the commit: %w", ErrLeaseLost, err))
+			return lost()
+		}
+	}
+	if _, err := r.Reports.PutIfAbsent(ctx, k.summary, bytes.NewReader(body), "application/json"); err != nil {
+		if errors.Is(err, report.ErrExists) { // another attempt committed first
+			return r.storedOrErr(ctx, ev, k.summary)
+		}
+		l.release(ctx)
 		return sum, fmt.Errorf("reconcile: write summary: %w", err)
 	}
+	r.countRun(&sum)
+	r.Log.InfoContext(ctx, "reconciliation finished", "eventId", ev.ID, "attempt", l.doc.Token, "complete", sum.Complete,
+		"counts", sum.Counts, "badRecords", sum.BadRecords, "seconds", sum.FinishedAt.Sub(sum.StartedAt).Seconds())
+	return sum, nil
+}
+
+// countRun records a run's metrics.
+func (r *Reconciler) countRun(sum *Summary) {
 	r.Metrics.Count(emf.SyncConflicts, int64(sum.conflicts))
 	r.Metrics.Count(emf.ReconcileCustomers, int64(sum.Counts.InBoth+sum.Counts.OnlyInSystemA+sum.Counts.OnlyInSystemB))
 	r.Metrics.Count(emf.ReconcileOutOfSync, int64(sum.Counts.WithConflicts+sum.Counts.OnlyInSystemA+sum.Counts.OnlyInSystemB))
-	if !sum.Complete {
-		r.Metrics.Count(emf.ReconcileIncomplete, 1)
-	}
-	r.Log.InfoContext(ctx, "reconciliation finished", "eventId", ev.ID, "complete", sum.Complete,
-		"counts", sum.Counts, "seconds", sum.FinishedAt.Sub(sum.StartedAt).Seconds())
-	if joinErr != nil {
-		return sum, fmt.Errorf("reconcile: %w", joinErr)
-	}
-	return sum, nil
+	r.Metrics.Count(emf.ReconcileBadRecordsSystemA, int64(sum.BadRecords[merge.SystemA]))
+	r.Metrics.Count(emf.ReconcileBadRecordsSystemB, int64(sum.BadRecords[merge.SystemB]))
 }
 
 // stored returns the event's summary if it was already written.
 func (r *Reconciler) stored(ctx context.Context, ev Event, key string) (Summary, bool, error) {
-	b, err := r.Reports.Get(ctx, key)
+	b, _, err := r.Reports.Get(ctx, key)
 	if errors.Is(err, report.ErrNotExist) {
 		return Summary{}, false, nil
 	}
@@ -279,6 +409,240 @@ func (r *Reconciler) stored(ctx context.Context, ev Event, key string) (Summary,
 	s.Status = StatusDuplicate
 	r.Log.InfoContext(ctx, "duplicate delivery; returning the stored report", "eventId", ev.ID)
 	return s, true, nil
+}
+
+// storedOrErr is stored for a summary known to exist.
+func (r *Reconciler) storedOrErr(ctx context.Context, ev Event, key string) (Summary, error) {
+	s, ok, err := r.stored(ctx, ev, key)
+	if err == nil && !ok {
+		err = fmt.Errorf("reconcile: %s exists but cannot be read", key)
+	}
+	return s, err
+}
+
+func (r *Reconciler) leaseTTL() time.Duration {
+	if r.LeaseTTL > 0 {
+		return r.LeaseTTL
+	}
+	return DefaultLeaseTTL
+}
+
+func (r *Reconciler) tick(d time.Duration) (<-chan time.Time, func()) {
+	if r.Tick != nil {
+		return r.Tick(d)
+	}
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
+
+// token returns a new attempt token: the invocation id (a Lambda retry of
+// an asynchronous invocation keeps its request id) and 8 random bytes, in
+// characters safe in a key.
+func (r *Reconciler) token(ctx context.Context) string {
+	var rnd [8]byte
+	rand.Read(rnd[:]) //nolint:errcheck // never fails
+	id := ""
+	if r.InvocationID != nil {
+		id = strings.Map(func(c rune) rune {
+			if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' {
+				return c
+			}
+			return -1
+		}, r.InvocationID(ctx))
+		id = id[:min(len(id), 64)]
+	}
+	if id == "" {
+		return hex.EncodeToString(rnd[:])
+	}
+	return id + "-" + hex.EncodeToString(rnd[:])
+}
+
+// claimDoc is claim.json: the lease on an event.
+type claimDoc struct {
+	EventID      string    `json:"eventId"`
+	Token        string    `json:"token"`
+	StartedAt    time.Time `json:"startedAt"`
+	RenewedAt    time.Time `json:"renewedAt"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+	Released     bool      `json:"released,omitempty"`     // the holder gave it up (an incomplete run)
+	TookOverFrom string    `json:"tookOverFrom,omitempty"` // the token of the expired claim this one replaced
+	// Deadline is a claim written before leases: its claimant's Lambda
+	// deadline, which stands for ExpiresAt.
+	Deadline time.Time `json:"deadline,omitzero"`
+}
+
+// expired reports whether the lease no longer holds at now.
+func (c claimDoc) expired(now time.Time) bool {
+	exp := c.ExpiresAt
+	if exp.IsZero() {
+		exp = c.Deadline
+	}
+	return c.Released || !now.Before(exp)
+}
+
+// lease is this delivery's hold on an event's claim.
+type lease struct {
+	r   *Reconciler
+	key string
+	doc claimDoc // as last written; owned by the heartbeat while it runs
+	tag string   // its tag
+}
+
+// acquire takes the claim under key for token. It returns the lease, or
+// the live claim of another delivery.
+func (r *Reconciler) acquire(ctx context.Context, key string, ev Event, token string) (*lease, *claimDoc, error) {
+	for range 4 {
+		body, tag, err := r.Reports.Get(ctx, key)
+		if err != nil && !errors.Is(err, report.ErrNotExist) {
+			return nil, nil, fmt.Errorf("reconcile: read claim: %w", err)
+		}
+		now := r.now()
+		mine := claimDoc{EventID: ev.ID, Token: token, StartedAt: now, RenewedAt: now, ExpiresAt: now.Add(r.leaseTTL())}
+		if err == nil {
+			var cur claimDoc
+			if json.Unmarshal(body, &cur) == nil {
+				if cur.Token == token { // our own write landed, and its answer was lost
+					return &lease{r: r, key: key, doc: cur, tag: tag}, nil, nil
+				}
+				if !cur.expired(now) {
+					return nil, &cur, nil
+				}
+				mine.TookOverFrom = cur.Token
+			} // a claim that is not JSON holds nothing: take it over
+			b, _ := json.Marshal(mine)
+			newTag, err := r.Reports.Replace(ctx, key, bytes.NewReader(b), "application/json", tag)
+			if err == nil {
+				return &lease{r: r, key: key, doc: mine, tag: newTag}, nil, nil
+			}
+			if !errors.Is(err, report.ErrChanged) {
+				return nil, nil, fmt.Errorf("reconcile: take over the claim: %w", err)
+			}
+			continue // changed: our landed write, or another delivery's; read again
+		}
+		b, _ := json.Marshal(mine)
+		newTag, err := r.Reports.PutIfAbsent(ctx, key, bytes.NewReader(b), "application/json")
+		if err == nil {
+			return &lease{r: r, key: key, doc: mine, tag: newTag}, nil, nil
+		}
+		if !errors.Is(err, report.ErrExists) {
+			return nil, nil, fmt.Errorf("reconcile: claim: %w", err)
+		}
+	}
+	return nil, nil, fmt.Errorf("reconcile: claim %s kept changing under this delivery", key)
+}
+
+// renew rewrites the lease (released: given up) on the tag last written.
+// It returns an error wrapping ErrLeaseLost when another delivery's claim
+// is there now, and other errors for failures that a later renewal may
+// overcome.
+func (l *lease) renew(ctx context.Context, now time.Time, release bool) error {
+	next := l.doc
+	next.RenewedAt, next.ExpiresAt = now, now.Add(l.r.leaseTTL())
+	if release {
+		next.Released, next.ExpiresAt = true, now
+	}
+	b, _ := json.Marshal(next)
+	tag, err := l.r.Reports.Replace(ctx, l.key, bytes.NewReader(b), "application/json", l.tag)
+	if err == nil {
+		l.doc, l.tag = next, tag
+		return nil
+	}
+	if !errors.Is(err, report.ErrChanged) {
+		return fmt.Errorf("reconcile: renew the lease: %w", err)
+	}
+	body, curTag, gerr := l.r.Reports.Get(ctx, l.key)
+	if errors.Is(gerr, report.ErrNotExist) {
+		return fmt.Errorf("%w: claim.json was deleted", ErrLeaseLost)
+	}
+	if gerr != nil {
+		return fmt.Errorf("reconcile: renew the lease: read it back: %w", gerr)
+	}
+	var cur claimDoc
+	if json.Unmarshal(body, &cur) != nil || cur.Token != l.doc.Token {
+		return fmt.Errorf("%w (now held by %q)", ErrLeaseLost, cur.Token)
+	}
+	if bytes.Equal(body, b) { // our write landed; the SDK retried it after a lost answer
+		l.doc, l.tag = next, curTag
+		return nil
+	}
+	// Still ours, but not this write: a conflicting request (409); the next
+	// renewal goes on the tag there now.
+	l.doc, l.tag = cur, curTag
+	return fmt.Errorf("reconcile: renew the lease: %w", err)
+}
+
+// release gives the lease up so that the next delivery can start at once.
+// It tries twice (the first try may only learn the tag of a renewal whose
+// answer was cut); a failure is only logged: the lease then expires after
+// LeaseTTL.
+func (l *lease) release(ctx context.Context) {
+	var err error
+	for range 2 {
+		if err = l.renew(ctx, l.r.now(), true); err == nil || errors.Is(err, ErrLeaseLost) {
+			break
+		}
+	}
+	if err != nil {
+		l.r.Log.WarnContext(ctx, "could not release the lease; it expires on its own", "eventId", l.doc.EventID, "err", err.Error())
+	}
+}
+
+// heartbeat renews a lease in the background.
+type heartbeat struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// keep renews l every LeaseTTL/3 until stop. When the lease is lost (or
+// renewals keep failing until it would expire before the next try) it
+// calls lose with an error wrapping ErrLeaseLost and returns.
+func (l *lease) keep(ctx context.Context, lose context.CancelCauseFunc) *heartbeat {
+	ctx, cancel := context.WithCancel(ctx)
+	hb := &heartbeat{cancel: cancel, done: make(chan struct{})}
+	interval := l.r.leaseTTL() / 3
+	tick, stopTick := l.r.tick(interval)
+	go func() {
+		defer close(hb.done)
+		defer stopTick()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick:
+			}
+			now := l.r.now()
+			err := l.renew(ctx, now, false)
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, ErrLeaseLost):
+				lose(err)
+				return
+			case !now.Add(interval).Before(l.doc.ExpiresAt):
+				lose(fmt.Errorf("%w: the lease would expire before the next renewal: %w", ErrLeaseLost, err))
+				return
+			default:
+				l.r.Log.WarnContext(ctx, "lease renewal failed; trying again", "eventId", l.doc.EventID,
+					"leaseExpiresAt", l.doc.ExpiresAt, "err", err.Error())
+			}
+		}
+	}()
+	return hb
+}
+
+// stop ends the heartbeat and waits for it; idempotent.
+func (hb *heartbeat) stop() {
+	hb.once.Do(func() {
+		hb.cancel()
+		<-hb.done
+	})
+}
+
+// leaseLost reports whether the lease behind leaseCtx was lost.
+func leaseLost(leaseCtx context.Context) bool {
+	return errors.Is(context.Cause(leaseCtx), ErrLeaseLost)
 }
 
 // workContext ends Reserve before ctx's deadline.
@@ -323,6 +687,18 @@ type detail struct {
 	Updated   map[string]*string `json:"lastUpdated"`
 }
 
+// badDetail is the details line of a malformed record: where it is and
+// what is wrong, never its values.
+type badDetail struct {
+	BadRecord badRecord `json:"badRecord"`
+}
+
+type badRecord struct {
+	System   merge.Source `json:"system"`
+	Position string       `json:"position"`
+	Reason   string       `json:"reason"`
+}
+
 type detailConflict struct {
 	Field       string         `json:"field"`
 	Kind        merge.DiffKind `json:"kind"`
@@ -357,8 +733,15 @@ func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum 
 	defer stopA()
 	nextB, stopB := iter.Pull2(r.B.List(ctx))
 	defer stopB()
-	a := &side{src: merge.SystemA, next: nextA, count: &sum.Counts.SystemA}
-	b := &side{src: merge.SystemB, next: nextB, count: &sum.Counts.SystemB}
+	bad := func(src merge.Source, e *merge.BadRecordError) error {
+		sum.BadRecords[src]++
+		if err := enc.Encode(badDetail{BadRecord: badRecord{System: src, Position: e.Position, Reason: e.Reason}}); err != nil {
+			return fmt.Errorf("details: %w", err)
+		}
+		return nil
+	}
+	a := &side{src: merge.SystemA, next: nextA, count: &sum.Counts.SystemA, bad: bad}
+	b := &side{src: merge.SystemB, next: nextB, count: &sum.Counts.SystemB, bad: bad}
 	if err := a.advance(sum); err != nil {
 		return err
 	}
@@ -421,20 +804,29 @@ func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum 
 type side struct {
 	src   merge.Source
 	next  func() (*merge.Record, error, bool)
-	count *int // the summary's count of this system's customers
+	count *int                                            // the summary's count of this system's customers
+	bad   func(merge.Source, *merge.BadRecordError) error // records a malformed record the stream skipped
 
 	rec *merge.Record // the current record, while ok
 	key string        // its join key; after the end, the last one
 	ok  bool
 }
 
-// advance moves to the next customer, skipping records that repeat the
-// current key (counted in sum.DuplicateKeys) and refusing a key that goes
-// backwards: the join depends on both streams being in join order.
+// advance moves to the next customer, skipping malformed records (handed
+// to s.bad: the stream carries on after one), skipping records that repeat
+// the current key (counted in sum.DuplicateKeys) and refusing a key that
+// goes backwards: the join depends on both streams being in join order.
 func (s *side) advance(sum *Summary) error {
 	for {
 		rec, err, ok := s.next()
 		if err != nil {
+			var bad *merge.BadRecordError
+			if errors.As(err, &bad) {
+				if err := s.bad(s.src, bad); err != nil {
+					return err
+				}
+				continue
+			}
 			return fmt.Errorf("%s: %w", s.src, err)
 		}
 		if !ok {

@@ -22,6 +22,7 @@ import (
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/reconcile"
 	"github.com/acme/unified-customer-service/shared/report"
+	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 	"github.com/acme/unified-customer-service/shared/testkit"
 )
 
@@ -135,7 +136,10 @@ func TestRunMatchesGroundTruth(t *testing.T) {
 	}
 
 	day := filepath.Join(dir, "2026-11-24", event.ID)
-	details := readDetails(t, filepath.Join(day, "details.jsonl.gz"))
+	if want := filepath.Join(day, "attempts", sum.Attempt, "details.jsonl.gz"); sum.Attempt == "" || localPath(sum.Details) != want {
+		t.Errorf("details at %s, want %s (under the attempt)", sum.Details, want)
+	}
+	details := readDetails(t, localPath(sum.Details))
 	if wantLines := want.WithConflicts + want.OnlyInSystemA + want.OnlyInSystemB; len(details) != wantLines {
 		t.Errorf("details has %d lines, want %d", len(details), wantLines)
 	}
@@ -152,7 +156,13 @@ func TestRunMatchesGroundTruth(t *testing.T) {
 	if err := json.Unmarshal(b, &stored); err != nil || stored.Counts != got || !stored.Complete {
 		t.Errorf("stored summary = %+v (%v)", stored, err)
 	}
+	if stored.BadRecords[merge.SystemA] != 0 || stored.BadRecords[merge.SystemB] != 0 || len(stored.BadRecords) != 2 {
+		t.Errorf("badRecords = %v, want both systems at 0", stored.BadRecords)
+	}
 }
+
+// localPath turns a file:// location into a path.
+func localPath(loc string) string { return strings.TrimPrefix(loc, "file://") }
 
 func TestRunTwiceDoesNotRecompute(t *testing.T) {
 	sys := testkit.NewSystems(t, 200)
@@ -208,29 +218,59 @@ func TestRunConcurrentDeliveries(t *testing.T) {
 	}
 }
 
+// TestRunStopsBeforeDeadline: a run cut by its deadline writes a partial
+// report under its attempt (not summary.json), releases its lease and
+// fails, so that the event is delivered again; the next delivery, at once,
+// runs the night to the end. (Before leases, the partial summary was the
+// night's summary.json and later deliveries returned it as a success.)
 func TestRunStopsBeforeDeadline(t *testing.T) {
 	sys := testkit.NewSystems(t, 3000)
 	r, b, dir := newReconciler(t, sys)
 	b.delay = 200 * time.Microsecond // about 0.6 s for the whole list
 	r.Reserve = 100 * time.Millisecond
+	metrics := testkit.NewMetrics()
+	r.Metrics = metrics
 	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
 	defer cancel()
 	sum, err := r.Run(ctx, event)
-	if err != nil {
-		t.Fatalf("a run stopped by its deadline still reports: %v", err)
+	if !errors.Is(err, reconcile.ErrIncomplete) {
+		t.Fatalf("a run stopped by its deadline: err %v, want ErrIncomplete", err)
 	}
-	if sum.Complete || sum.StoppedReason == "" || sum.StoppedAfter == "" {
-		t.Fatalf("summary = complete %v reason %q after %q; want an incomplete report", sum.Complete, sum.StoppedReason, sum.StoppedAfter)
+	if sum.Complete || sum.Status != reconcile.StatusIncomplete || sum.StoppedReason == "" || sum.StoppedAfter == "" || sum.Error != "" {
+		t.Fatalf("summary = %s complete %v reason %q after %q error %q; want an incomplete report", sum.Status, sum.Complete, sum.StoppedReason, sum.StoppedAfter, sum.Error)
 	}
 	if int(b.records.Load()) >= len(sys.B) {
 		t.Errorf("System B was read to the end (%d records) despite the deadline", b.records.Load())
 	}
+	if metrics.Counts[emf.ReconcileIncomplete] != 1 {
+		t.Errorf("reconcile.incomplete.total = %d, want 1", metrics.Counts[emf.ReconcileIncomplete])
+	}
 	day := filepath.Join(dir, "2026-11-24", event.ID)
-	readDetails(t, filepath.Join(day, "details.jsonl.gz")) // whole gzip stream
-	var stored reconcile.Summary
-	raw, err := os.ReadFile(filepath.Join(day, "summary.json"))
-	if err != nil || json.Unmarshal(raw, &stored) != nil || stored.Complete {
-		t.Errorf("stored summary: %s (%v)", raw, err)
+	if _, err := os.Stat(filepath.Join(day, "summary.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an incomplete run wrote the night's summary.json (%v)", err)
+	}
+	attempt := filepath.Join(day, "attempts", sum.Attempt)
+	readDetails(t, filepath.Join(attempt, "details.jsonl.gz")) // whole gzip stream
+	var partial reconcile.Summary
+	raw, err := os.ReadFile(filepath.Join(attempt, "summary.json"))
+	if err != nil || json.Unmarshal(raw, &partial) != nil || partial.Complete || partial.StoppedAfter != sum.StoppedAfter {
+		t.Errorf("the attempt's partial summary: %s (%v)", raw, err)
+	}
+	if c := readClaim(t, r.Reports); !c.Released || c.Token != sum.Attempt {
+		t.Errorf("claim %+v, want this attempt's, released", c)
+	}
+
+	// The rerun: the same event, delivered again right away.
+	b.delay = 0
+	again, err := r.Run(context.Background(), event)
+	if err != nil || again.Status != reconcile.StatusRan || !again.Complete || again.Attempt == sum.Attempt {
+		t.Fatalf("the rerun: %s complete %v attempt %q, %v; want a complete run by a new attempt", again.Status, again.Complete, again.Attempt, err)
+	}
+	if again.TookOverFrom != sum.Attempt {
+		t.Errorf("tookOverFrom %q, want the released attempt %q", again.TookOverFrom, sum.Attempt)
+	}
+	if _, err := os.Stat(filepath.Join(day, "summary.json")); err != nil {
+		t.Errorf("the rerun wrote no summary.json: %v", err)
 	}
 }
 
@@ -265,48 +305,14 @@ func TestRunStopsWhenSystemBCutsAtItsReserve(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	sum, err := r.Run(ctx, event)
-	if err != nil {
-		t.Fatalf("a run whose System B calls are cut at the stop is a deadline stop, not a failure: %v", err)
+	if !errors.Is(err, reconcile.ErrIncomplete) {
+		t.Fatalf("err %v, want ErrIncomplete", err)
 	}
-	if sum.Complete || sum.Error != "" || sum.StoppedAfter == "" || sum.StoppedReason == "" {
-		t.Errorf("summary = complete %v reason %q error %q after %q; want a deadline stop", sum.Complete, sum.StoppedReason, sum.Error, sum.StoppedAfter)
+	if sum.Complete || sum.Error != "" || sum.StoppedAfter == "" || !strings.Contains(sum.StoppedReason, "deadline") {
+		t.Errorf("summary = complete %v reason %q error %q after %q; want a deadline stop, not a failure", sum.Complete, sum.StoppedReason, sum.Error, sum.StoppedAfter)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "2026-11-24", event.ID, "summary.json")); err != nil {
-		t.Errorf("no report: %v", err)
-	}
-}
-
-func TestRunAbandonedClaim(t *testing.T) {
-	tests := []struct {
-		name  string
-		claim string
-		want  reconcile.Status
-	}{
-		{"claimant's deadline passed", `{"eventId":"x","startedAt":"2026-11-24T03:30:00Z","deadline":"2026-11-24T03:45:00Z"}`, reconcile.StatusAbandoned},
-		{"claimant still within its deadline", `{"eventId":"x","startedAt":"2026-11-24T03:30:00Z","deadline":"2999-01-01T00:00:00Z"}`, reconcile.StatusInProgress},
-		{"claim without a deadline", `{"eventId":"x","startedAt":"2026-11-24T03:30:00Z"}`, reconcile.StatusInProgress},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			sys := testkit.NewSystems(t, 50)
-			r, b, dir := newReconciler(t, sys)
-			day := filepath.Join(dir, "2026-11-24", event.ID)
-			if err := os.MkdirAll(day, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(day, "claim.json"), []byte(tc.claim), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			sum, err := r.Run(ctx, event)
-			if sum.Status != tc.want || (tc.want == reconcile.StatusAbandoned) != errors.Is(err, reconcile.ErrAbandoned) {
-				t.Errorf("Run = %s, %v; want %s", sum.Status, err, tc.want)
-			}
-			if b.lists.Load() != 0 {
-				t.Errorf("System B was scanned")
-			}
-		})
+	if _, err := os.Stat(filepath.Join(dir, "2026-11-24", event.ID, "attempts", sum.Attempt, "summary.json")); err != nil {
+		t.Errorf("no partial report: %v", err)
 	}
 }
 
@@ -315,14 +321,18 @@ func TestRunSystemBFailsMidway(t *testing.T) {
 	sys.BErr = errors.New("systemb: unavailable")
 	r, _, dir := newReconciler(t, sys)
 	sum, err := r.Run(context.Background(), event)
-	if err == nil {
-		t.Fatal("want the failure returned")
+	if !errors.Is(err, reconcile.ErrIncomplete) || !errors.Is(err, sys.BErr) {
+		t.Fatalf("err %v, want ErrIncomplete wrapping System B's failure", err)
 	}
-	if sum.Complete || sum.Error == "" {
+	if sum.Complete || sum.Error == "" || sum.Status != reconcile.StatusIncomplete {
 		t.Errorf("summary = %+v", sum)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "2026-11-24", event.ID, "summary.json")); err != nil {
-		t.Errorf("no report written for the failed run: %v", err)
+	day := filepath.Join(dir, "2026-11-24", event.ID)
+	if _, err := os.Stat(filepath.Join(day, "attempts", sum.Attempt, "summary.json")); err != nil {
+		t.Errorf("no partial report written for the failed run: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(day, "summary.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the failed run wrote the night's summary.json (%v)", err)
 	}
 }
 
@@ -388,7 +398,7 @@ func TestRunJoinOrderAndDuplicates(t *testing.T) {
 		}
 		r, _, _ := newReconciler(t, sys)
 		sum, err := r.Run(context.Background(), event)
-		if err == nil || sum.Complete || !strings.Contains(sum.Error, "not in join order") {
+		if !errors.Is(err, reconcile.ErrIncomplete) || sum.Complete || !strings.Contains(sum.Error, "not in join order") {
 			t.Errorf("err %v, summary complete=%v error=%q; want a failed run naming the order", err, sum.Complete, sum.Error)
 		}
 	})

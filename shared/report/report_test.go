@@ -55,22 +55,112 @@ func TestStores(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			st := open(t)
-			if _, err := st.Get(ctx, "2026-11-24/e1/summary.json"); !errors.Is(err, report.ErrNotExist) {
+			if _, _, err := st.Get(ctx, "2026-11-24/e1/summary.json"); !errors.Is(err, report.ErrNotExist) {
 				t.Fatalf("get of a missing object: %v, want ErrNotExist", err)
 			}
-			if err := st.PutIfAbsent(ctx, "2026-11-24/e1/summary.json", strings.NewReader(`{"n":1}`), "application/json"); err != nil {
-				t.Fatal(err)
+			tag, err := st.PutIfAbsent(ctx, "2026-11-24/e1/summary.json", strings.NewReader(`{"n":1}`), "application/json")
+			if err != nil || tag == "" {
+				t.Fatalf("put = %q, %v", tag, err)
 			}
-			err := st.PutIfAbsent(ctx, "2026-11-24/e1/summary.json", strings.NewReader(`{"n":2}`), "application/json")
+			_, err = st.PutIfAbsent(ctx, "2026-11-24/e1/summary.json", strings.NewReader(`{"n":2}`), "application/json")
 			if !errors.Is(err, report.ErrExists) {
 				t.Fatalf("second put: %v, want ErrExists", err)
 			}
-			got, err := st.Get(ctx, "2026-11-24/e1/summary.json")
-			if err != nil || string(got) != `{"n":1}` {
-				t.Fatalf("get = %q, %v; want the first write kept", got, err)
+			got, gotTag, err := st.Get(ctx, "2026-11-24/e1/summary.json")
+			if err != nil || string(got) != `{"n":1}` || gotTag != tag {
+				t.Fatalf("get = %q, tag %q, %v; want the first write kept, tag %q", got, gotTag, err, tag)
 			}
 			if loc := st.Location("a/b"); !strings.HasSuffix(loc, "a/b") {
 				t.Errorf("location = %q", loc)
+			}
+		})
+	}
+}
+
+func openStores(t *testing.T) map[string]report.Store {
+	t.Helper()
+	return map[string]report.Store{"s3": s3Store(t), "file": &report.FileStore{Dir: t.TempDir()}}
+}
+
+// TestReplace is the compare-and-swap a reconciliation lease is renewed
+// and taken over with.
+func TestReplace(t *testing.T) {
+	const key = "2026-11-24/e1/claim.json"
+	tests := []struct {
+		name    string
+		present bool // put "v1" first
+		tag     func(v1 string) string
+		want    error  // nil: replaced
+		content string // after the call
+	}{
+		{"the tag read", true, func(v1 string) string { return v1 }, nil, "v2"},
+		{"another tag", true, func(string) string { return `"0123456789abcdef0123456789abcdef"` }, report.ErrChanged, "v1"},
+		{"no object", false, func(string) string { return `"0123456789abcdef0123456789abcdef"` }, report.ErrChanged, ""},
+	}
+	for _, tc := range tests {
+		for name, st := range openStores(t) {
+			t.Run(tc.name+"/"+name, func(t *testing.T) {
+				ctx := context.Background()
+				k := tc.name + "/" + key
+				var v1 string
+				if tc.present {
+					var err error
+					if v1, err = st.PutIfAbsent(ctx, k, strings.NewReader("v1"), "application/json"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				tag, err := st.Replace(ctx, k, strings.NewReader("v2"), "application/json", tc.tag(v1))
+				if !errors.Is(err, tc.want) || (tc.want == nil) != (tag != "") {
+					t.Fatalf("replace = %q, %v; want %v", tag, err, tc.want)
+				}
+				got, gotTag, err := st.Get(ctx, k)
+				switch {
+				case tc.content == "":
+					if !errors.Is(err, report.ErrNotExist) {
+						t.Errorf("get = %q, %v; want no object", got, err)
+					}
+				case err != nil || string(got) != tc.content:
+					t.Errorf("get = %q, %v; want %q", got, err, tc.content)
+				case tc.want == nil && gotTag != tag:
+					t.Errorf("get's tag %q, replace returned %q", gotTag, tag)
+				}
+			})
+		}
+	}
+}
+
+// TestConcurrentReplacesOneWins: writers that read the same tag race to
+// replace the object; exactly one wins, the others get ErrChanged.
+func TestConcurrentReplacesOneWins(t *testing.T) {
+	for name, st := range openStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			tag, err := st.PutIfAbsent(ctx, "claim.json", strings.NewReader("old"), "application/json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var won []string
+			for i := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					body := strings.Repeat("n", i+1)
+					_, err := st.Replace(ctx, "claim.json", strings.NewReader(body), "application/json", tag)
+					if err == nil {
+						mu.Lock()
+						won = append(won, body)
+						mu.Unlock()
+					} else if !errors.Is(err, report.ErrChanged) {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			got, _, err := st.Get(ctx, "claim.json")
+			if len(won) != 1 || err != nil || string(got) != won[0] {
+				t.Errorf("winners %q, object %q (%v); want exactly one winner, whose content stays", won, got, err)
 			}
 		})
 	}
@@ -86,7 +176,7 @@ func TestConcurrentPutsOneWins(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					err := st.PutIfAbsent(context.Background(), "claim.json", strings.NewReader(strings.Repeat("x", i+1)), "application/json")
+					_, err := st.PutIfAbsent(context.Background(), "claim.json", strings.NewReader(strings.Repeat("x", i+1)), "application/json")
 					if err == nil {
 						mu.Lock()
 						wins++
@@ -122,7 +212,10 @@ func TestOpen(t *testing.T) {
 
 func TestFileStoreRefusesEscapes(t *testing.T) {
 	st := &report.FileStore{Dir: t.TempDir()}
-	if err := st.PutIfAbsent(context.Background(), "../outside.json", strings.NewReader("x"), ""); err == nil {
+	if _, err := st.PutIfAbsent(context.Background(), "../outside.json", strings.NewReader("x"), ""); err == nil {
 		t.Error("a key escaping the directory was accepted")
+	}
+	if _, err := st.Replace(context.Background(), "../outside.json", strings.NewReader("x"), "", "t"); err == nil {
+		t.Error("a replace escaping the directory was accepted")
 	}
 }

@@ -60,9 +60,16 @@ const (
 	// ReconcileOutOfSync counts customers found not in sync by a
 	// reconciliation run, those present in one system only included (Count).
 	ReconcileOutOfSync = "reconcile.out_of_sync.total"
-	// ReconcileIncomplete counts reconciliation runs stopped before the
-	// end (deadline) whose report says "complete": false (Count).
+	// ReconcileIncomplete counts reconciliation runs that stopped before
+	// the end (a system failed, the deadline came): their partial report
+	// says "complete": false and the invocation fails (Count).
 	ReconcileIncomplete = "reconcile.incomplete.total"
+	// ReconcileBadRecordsSystemA counts malformed System A snapshot rows a
+	// reconciliation run skipped and listed in its details (Count).
+	ReconcileBadRecordsSystemA = "reconcile.bad_records.system_a.total"
+	// ReconcileBadRecordsSystemB counts malformed System B list items a
+	// reconciliation run skipped and listed in its details (Count).
+	ReconcileBadRecordsSystemB = "reconcile.bad_records.system_b.total"
 )
 
 // DefaultNamespace is the namespace New uses when given an empty one (the

@@ -10,7 +10,6 @@ import (
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
 	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
-	"github.com/acme/unified-customer-service/shared/reconcile"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 )
 
@@ -108,54 +107,6 @@ func TestRow14TimeoutAndCrash(t *testing.T) {
 			}
 			next.wantLog("INFO", "systema: removed a stale snapshot file")
 		})
-	}
-}
-
-// Row 14 for the reconciliation: a run that dies mid-way (killed, as an
-// out-of-memory kill does) leaves its claim. Lambda retries the event; the
-// retry, made after the dead run's deadline, must either write the report
-// or fail (so that Lambda retries it and then dead-letters it, which the
-// sync.dlq.depth alarm sees). Answering "inProgress" with success loses the
-// night's report silently.
-func TestRow14ReconcileKilledMidRun(t *testing.T) {
-	t.Parallel()
-	const timeout = 3 * time.Second
-	r := newRig(t, withTimeout(reconcileFn, timeout))
-	r.setFaults(bsim.Faults{LatencyMs: 400})
-	ev := scheduledEvent(t, "faults-killed", scheduledAt)
-	start := time.Now()
-	done := r.invokeAsync(reconcileFn, ev)
-	// The claim is written before System B is listed.
-	waitFor(t, "the run to list System B", func() bool { return r.sim.Stats().List > 0 })
-	r.signal(reconcileFn, syscall.SIGKILL)
-	c := <-done
-	if c == nil || c.res.ErrorType != "Runtime.ExitError" {
-		t.Fatalf("the killed run: %+v", c)
-	}
-	if got := r.objectVersions(reportBucket, reportDir("faults-killed")); got["claim.json"] != 1 || got["summary.json"] != 0 {
-		t.Fatalf("after the kill: objects %v, want only the claim", got)
-	}
-
-	r.setFaults(bsim.Faults{})
-	time.Sleep(time.Until(start.Add(timeout + time.Second))) // Lambda retries after the dead run's deadline
-	retry := r.invoke(reconcileFn, ev)
-	if retry.res.FunctionError == "" {
-		s := summaryOf(t, retry)
-		if s.Status == reconcile.StatusInProgress {
-			t.Fatalf("the retry answered inProgress with success: no report will ever be written for this event")
-		}
-		if !s.Complete {
-			t.Errorf("the retry's summary %+v, want a complete report", s)
-		}
-		return
-	}
-	// It failed: Lambda retries it, then dead-letters it.
-	if !strings.Contains(string(retry.res.Payload), "died before writing its report") {
-		t.Errorf("the retry failed with %s, want the abandoned-claim error", retry.res.Payload)
-	}
-	retry.wantLog("ERROR", "stopped without writing its report", `"eventId":"faults-killed"`)
-	if lists := r.sim.Stats().List; lists != 1 {
-		t.Errorf("%d list requests: the retry scanned System B", lists)
 	}
 }
 

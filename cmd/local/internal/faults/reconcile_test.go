@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,31 +53,59 @@ func truthCounts() reconcile.Counts {
 	}
 }
 
-// wantWriteOnce asserts the event's report objects exist once each: the
-// versioned bucket would show a second version had anything been
-// overwritten.
+// wantWriteOnce asserts the event's report objects: summary.json and one
+// attempt's details written once each (the versioned bucket would show a
+// second version had anything been overwritten), and the lease, claim.json,
+// which is rewritten at every renewal.
 func wantWriteOnce(t *testing.T, r *rig, id string) {
 	t.Helper()
 	got := r.objectVersions(reportBucket, reportDir(id))
-	want := map[string]int{"claim.json": 1, "summary.json": 1, "details.jsonl.gz": 1}
-	if len(got) != len(want) || got["claim.json"] != 1 || got["summary.json"] != 1 || got["details.jsonl.gz"] != 1 {
-		t.Errorf("report objects (versions) %v, want each written once: %v", got, want)
+	details := 0
+	for key, n := range got {
+		switch {
+		case key == "claim.json" && n >= 1:
+		case key == "summary.json" && n == 1:
+		case strings.HasPrefix(key, "attempts/") && strings.HasSuffix(key, "/details.jsonl.gz") && n == 1:
+			details++
+		default:
+			t.Errorf("report object %s has %d versions", key, n)
+		}
+	}
+	if got["claim.json"] == 0 || got["summary.json"] != 1 || details != 1 {
+		t.Errorf("report objects (versions) %v, want claim.json, summary.json and one attempt's details, each written once", got)
 	}
 }
 
-// storedReport reads the event's summary.json and details.jsonl.gz and
-// checks that both are whole: the summary valid JSON, the details a
-// complete gzip stream with one JSON line per customer not in sync.
+// objectKey turns a report location (s3://bucket/key) into its key.
+func objectKey(t *testing.T, loc string) string {
+	t.Helper()
+	key, ok := strings.CutPrefix(loc, "s3://"+reportBucket+"/")
+	if !ok {
+		t.Fatalf("location %q is not in s3://%s", loc, reportBucket)
+	}
+	return key
+}
+
+// storedReport reads the event's summary.json and the details it points
+// to and checks that both are whole: the summary valid JSON, the details a
+// complete gzip stream with one JSON line per customer not in sync or bad
+// record.
 func storedReport(t *testing.T, r *rig, id string) (reconcile.Summary, int) {
 	t.Helper()
+	return readReport(t, r, reportDir(id)+"summary.json")
+}
+
+// readReport reads a summary (the night's or an attempt's) and its details.
+func readReport(t *testing.T, r *rig, summaryKey string) (reconcile.Summary, int) {
+	t.Helper()
 	var s reconcile.Summary
-	raw := r.getObject(reportBucket, reportDir(id)+"summary.json")
+	raw := r.getObject(reportBucket, summaryKey)
 	if err := json.Unmarshal(raw, &s); err != nil {
-		t.Fatalf("summary.json is not whole JSON: %v", err)
+		t.Fatalf("%s is not whole JSON: %v", summaryKey, err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(r.getObject(reportBucket, reportDir(id)+"details.jsonl.gz")))
+	zr, err := gzip.NewReader(bytes.NewReader(r.getObject(reportBucket, objectKey(t, s.Details))))
 	if err != nil {
-		t.Fatalf("details.jsonl.gz: %v", err)
+		t.Fatalf("details: %v", err)
 	}
 	lines := 0
 	sc := bufio.NewScanner(zr)
@@ -88,16 +117,40 @@ func storedReport(t *testing.T, r *rig, id string) (reconcile.Summary, int) {
 		lines++
 	}
 	if err := sc.Err(); err != nil {
-		t.Fatalf("details.jsonl.gz is not a whole gzip stream: %v", err)
+		t.Fatalf("details is not a whole gzip stream: %v", err)
 	}
 	if _, err := io.Copy(io.Discard, zr); err != nil {
 		t.Fatal(err)
 	}
 	c := s.Counts
-	if want := c.WithConflicts + c.OnlyInSystemA + c.OnlyInSystemB; lines != want {
-		t.Errorf("details has %d lines, the summary counts %d customers not in sync", lines, want)
+	if want := c.WithConflicts + c.OnlyInSystemA + c.OnlyInSystemB + s.BadRecords[merge.SystemA] + s.BadRecords[merge.SystemB]; lines != want {
+		t.Errorf("details has %d lines, the summary counts %d customers not in sync and bad records", lines, want)
 	}
 	return s, lines
+}
+
+// attemptSummaries lists the keys of the event's attempts' summaries.
+func attemptSummaries(r *rig, id string) []string {
+	var keys []string
+	for key := range r.objectVersions(reportBucket, reportDir(id)+"attempts/") {
+		if strings.HasSuffix(key, "/summary.json") {
+			keys = append(keys, reportDir(id)+"attempts/"+key)
+		}
+	}
+	return keys
+}
+
+// claimOf reads the event's claim.json.
+func claimOf(t *testing.T, r *rig, id string) (c struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	Released  bool      `json:"released"`
+}) {
+	t.Helper()
+	if err := json.Unmarshal(r.getObject(reportBucket, reportDir(id)+"claim.json"), &c); err != nil {
+		t.Fatalf("claim.json: %v", err)
+	}
+	return c
 }
 
 // Row 11: the same scheduled event delivered twice, one after the other
@@ -184,8 +237,11 @@ func TestRow11DuplicateDelivery(t *testing.T) {
 }
 
 // Row 12: the Lambda deadline arrives mid-reconciliation: the run stops
-// before it, and writes whole objects with "complete": false and where it
-// stopped; the invocation succeeds before its Timeout.
+// before it, writes whole objects for its attempt with "complete": false
+// and where it stopped, counts reconcile.incomplete.total, releases its
+// lease and fails (so that Lambda retries the event, then dead-letters
+// it): there is no summary.json for the night. Delivering the same event
+// again, once System B is fast again, completes the night at once.
 func TestRow12DeadlineMidRun(t *testing.T) {
 	t.Parallel()
 	// 3 s: the run stops at the deadline minus its 1 s reserve; System B's
@@ -198,29 +254,103 @@ func TestRow12DeadlineMidRun(t *testing.T) {
 	}
 
 	r.setFaults(bsim.Faults{LatencyMs: 800})
-	c := r.invoke(reconcileFn, scheduledEvent(t, "faults-deadline", scheduledAt))
-	c.answeredBefore(timeout)
-	s := summaryOf(t, c)
-	if s.Complete || !strings.Contains(s.StoppedReason, "deadline") {
-		t.Errorf("complete=%v stoppedReason=%q, want an incomplete run stopped before the deadline", s.Complete, s.StoppedReason)
+	ev := scheduledEvent(t, "faults-deadline", scheduledAt)
+	c := r.invoke(reconcileFn, ev)
+	if c.res.FunctionError == "" || !strings.Contains(string(c.res.Payload), "did not complete") {
+		t.Fatalf("the stopped run: function error %q payload %s; want it to fail as incomplete", c.res.FunctionError, c.res.Payload)
 	}
-	if s.StoppedAfter == "" || s.Counts.SystemB == 0 || s.Counts.SystemB >= data.truth.SystemB {
-		t.Errorf("stoppedAfter=%q counts %+v: want a run stopped mid-way", s.StoppedAfter, s.Counts)
+	// It failed on its own, before its Timeout, not by being timed out.
+	if d := c.reportedDuration(); d >= timeout || strings.Contains(c.report, "Status: timeout") {
+		t.Errorf("REPORT %q: want the run to end before its Timeout of %v", c.report, timeout)
 	}
 	if n := c.count(emf.ReconcileIncomplete); n != 1 {
 		t.Errorf("reconcile.incomplete.total = %v, want 1", n)
 	}
-	c.wantLog("INFO", "reconciliation finished", `"complete":false`)
-	wantWriteOnce(t, r, "faults-deadline")
-	stored, _ := storedReport(t, r, "faults-deadline")
-	if stored.Complete || stored.StoppedAfter != s.StoppedAfter || stored.Counts != s.Counts {
-		t.Errorf("stored summary %+v differs from the returned one %+v", stored, s)
+	c.wantLog("ERROR", "reconciliation incomplete", `"eventId":"faults-deadline"`)
+	if got := r.objectVersions(reportBucket, reportDir("faults-deadline")); got["summary.json"] != 0 {
+		t.Fatalf("the incomplete run wrote the night's summary.json: %v", got)
+	}
+	partials := attemptSummaries(r, "faults-deadline")
+	if len(partials) != 1 {
+		t.Fatalf("attempt summaries %v, want one", partials)
+	}
+	s, _ := readReport(t, r, partials[0])
+	if s.Complete || s.Status != reconcile.StatusIncomplete || !strings.Contains(s.StoppedReason, "deadline") {
+		t.Errorf("status %s complete=%v stoppedReason=%q, want an incomplete run stopped before the deadline", s.Status, s.Complete, s.StoppedReason)
+	}
+	if s.StoppedAfter == "" || s.Counts.SystemB == 0 || s.Counts.SystemB >= data.truth.SystemB {
+		t.Errorf("stoppedAfter=%q counts %+v: want a run stopped mid-way", s.StoppedAfter, s.Counts)
+	}
+	if cl := claimOf(t, r, "faults-deadline"); !cl.Released || cl.Token != s.Attempt {
+		t.Errorf("claim %+v, want the stopped attempt's, released", cl)
+	}
+
+	// The rerun: the same event again (a Lambda retry, a redrive from the
+	// dead-letter queue, or aws lambda invoke with the event).
+	r.setFaults(bsim.Faults{})
+	after := summaryOf(t, r.invoke(reconcileFn, ev))
+	if after.Status != reconcile.StatusRan || !after.Complete || after.Counts != truthCounts() || after.TookOverFrom != s.Attempt {
+		t.Errorf("the rerun: %s complete=%v counts %+v tookOverFrom %q, want a complete run after attempt %q", after.Status, after.Complete, after.Counts, after.TookOverFrom, s.Attempt)
+	}
+	if stored, _ := storedReport(t, r, "faults-deadline"); !stored.Complete || stored.Attempt != after.Attempt {
+		t.Errorf("summary.json %+v, want the rerun's", stored)
+	}
+}
+
+// Row 14 for the reconciliation: a run killed mid-way (SIGKILL, as an
+// out-of-memory kill) leaves its lease in claim.json, renewed until the
+// kill. Its Lambda deadline (the rig's 30 s Timeout) is still far ahead
+// when the retry comes, but its lease is not: the lease is a setting
+// (RECONCILE_LEASE_SECONDS, 2 s here; 30 s in the template, under Lambda's
+// 60 s first retry), and the test waits, as Lambda would, until the lease
+// it reads in claim.json has expired. The retry, on a fresh process, takes
+// the event over and writes the night's report. (With the earlier claim,
+// which held until the dead run's deadline, it answered inProgress or
+// failed, and the night had no report.) The fake-clock tests of
+// shared/reconcile carry the production timings: 900 s Timeout, a kill at
+// +240 s, retries at +60 s and +180 s.
+func TestRow14ReconcileKilledMidRun(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, withEnv(config.EnvReconcileLeaseSeconds, "2"))
+	r.setFaults(bsim.Faults{LatencyMs: 1500}) // about 4.5 s for the three list pages
+	ev := scheduledEvent(t, "faults-killed", scheduledAt)
+	done := r.invokeAsync(reconcileFn, ev)
+	// The claim is written before System B is listed; the heartbeat renews
+	// it every 2/3 s (a second version of claim.json).
+	waitFor(t, "the run to list System B", func() bool { return r.sim.Stats().List > 0 })
+	waitFor(t, "the run to renew its lease", func() bool {
+		return r.objectVersions(reportBucket, reportDir("faults-killed"))["claim.json"] >= 2
+	})
+	r.signal(reconcileFn, syscall.SIGKILL)
+	c := <-done
+	if c == nil || c.res.ErrorType != "Runtime.ExitError" {
+		t.Fatalf("the killed run: %+v", c)
+	}
+	if got := r.objectVersions(reportBucket, reportDir("faults-killed")); got["summary.json"] != 0 || len(attemptSummaries(r, "faults-killed")) != 0 {
+		t.Fatalf("after the kill: objects %v, want no report", got)
+	}
+	dead := claimOf(t, r, "faults-killed")
+	if dead.Released {
+		t.Fatalf("the killed run released its lease: %+v", dead)
 	}
 
 	r.setFaults(bsim.Faults{})
-	after := summaryOf(t, r.invoke(reconcileFn, scheduledEvent(t, "faults-after", scheduledAt)))
-	if !after.Complete || after.Counts != truthCounts() {
-		t.Errorf("the next run: complete=%v counts %+v, want a complete run", after.Complete, after.Counts)
+	waitFor(t, "the killed run's lease to expire", func() bool { return time.Now().After(dead.ExpiresAt) })
+	retry := r.invoke(reconcileFn, ev)
+	s := summaryOf(t, retry)
+	if s.Status != reconcile.StatusRan || !s.Complete || s.Counts != truthCounts() {
+		t.Fatalf("the retry: %s complete=%v counts %+v; want it to take over and complete", s.Status, s.Complete, s.Counts)
+	}
+	if s.TookOverFrom != dead.Token || s.Attempt == dead.Token {
+		t.Errorf("attempt %q took over from %q, want a new attempt taking over the killed one's %q", s.Attempt, s.TookOverFrom, dead.Token)
+	}
+	if retry.res.InitDuration == 0 {
+		t.Error("the retry did not run on a fresh process")
+	}
+	retry.wantLog("WARN", "took over an expired lease", `"eventId":"faults-killed"`)
+	wantWriteOnce(t, r, "faults-killed")
+	if stored, _ := storedReport(t, r, "faults-killed"); stored.Attempt != s.Attempt || !stored.Complete {
+		t.Errorf("summary.json %+v, want the retry's", stored)
 	}
 }
 

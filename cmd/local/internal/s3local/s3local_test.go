@@ -200,6 +200,21 @@ func TestConditionalPut(t *testing.T) {
 	if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusPreconditionFailed {
 		t.Errorf("If-Match with a wrong ETag: %v, want 412", err)
 	}
+	// If-Match with the ETag read: the compare-and-swap a reconciliation
+	// lease is renewed with. The new ETag is answered; the old one no
+	// longer matches.
+	swapped, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("reports"), Key: aws.String("runs/2024-05-06.json"), Body: strings.NewReader("third"), IfMatch: out.ETag})
+	if err != nil || aws.ToString(swapped.ETag) == "" || aws.ToString(swapped.ETag) == aws.ToString(out.ETag) {
+		t.Fatalf("If-Match with the current ETag: %v, %v; want a new ETag", swapped, err)
+	}
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("reports"), Key: aws.String("runs/2024-05-06.json"), Body: strings.NewReader("fourth"), IfMatch: out.ETag})
+	if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusPreconditionFailed {
+		t.Errorf("If-Match with the replaced ETag: %v, want 412", err)
+	}
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("reports"), Key: aws.String("runs/missing.json"), Body: strings.NewReader("x"), IfMatch: out.ETag})
+	if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusPreconditionFailed {
+		t.Errorf("If-Match on a missing key: %v, want 412", err)
+	}
 }
 
 func TestDeleteMarker(t *testing.T) {
