@@ -71,6 +71,12 @@ type snapOpts struct {
 	sql   []string // statements run on the written file
 }
 
+// layouts are the two customers table layouts readers accept.
+var layouts = []struct {
+	name  string
+	rowid bool
+}{{"without rowid", false}, {"rowid table", true}}
+
 // writeSnap writes recs as a snapshot file in dir and returns its path.
 func writeSnap(t testing.TB, dir string, recs []*merge.Record, o snapOpts) string {
 	t.Helper()

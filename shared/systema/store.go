@@ -9,12 +9,22 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/acme/unified-customer-service/shared/merge"
 )
 
 // ErrUnavailable is returned (wrapped) when System A cannot be read: no good
 // snapshot was ever loaded (the wrapped error says why: missing object, not
-// SQLite, wrong schema_version, ...) or a query on it failed.
-var ErrUnavailable = errors.New("systema: unavailable")
+// SQLite, wrong schema_version, ...) or a query on it failed. Its kind is
+// merge.ErrUnavailable.
+var ErrUnavailable = newError("systema: unavailable", merge.ErrUnavailable)
+
+// ErrOlderSnapshot is a refresh's error (RefreshResult.Err) when the new
+// version was exported before the one served (its snapshot_meta exported_at
+// is older): System A's export must not go back in time, so the Store keeps
+// serving the newer one and does not download the older version again. Its
+// kind is merge.ErrBadData.
+var ErrOlderSnapshot = newError("systema: snapshot exported before the one served", merge.ErrBadData)
 
 // ErrClosed is returned (wrapped) by Acquire after Close.
 var ErrClosed = errors.New("systema: store closed")
