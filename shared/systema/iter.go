@@ -113,8 +113,11 @@ type stream struct {
 func (s *stream) advance() {
 	for s.rows.Next() {
 		s.n++
-		rec, key, reason := s.sc.scan(s.rows)
+		rec, key, reason, err := s.sc.scan(s.rows)
 		switch {
+		case err != nil:
+			s.rec, s.key, s.err, s.fatal = nil, "", err, true
+			return
 		case reason != "" && s.odd:
 			continue // the plain stream yields it
 		case reason != "":

@@ -49,21 +49,24 @@ func (sc *scanner) init(withKey bool) {
 // scan reads the current row and its key column (if any). A row that
 // breaks the contract returns the reason, which names the column, never the
 // value; the record is then still returned when its email could be read (so
-// callers can tell whose row it is), nil otherwise.
-func (sc *scanner) scan(rows *sql.Rows) (rec *merge.Record, key, reason string) {
+// callers can tell whose row it is), nil otherwise. err is a failure to read
+// the row at all (rows closed by a cancelled query; json_array is never
+// NULL): the query's failure, not the row's, and it ends the query.
+func (sc *scanner) scan(rows *sql.Rows) (rec *merge.Record, key, reason string, err error) {
 	if err := rows.Scan(sc.dest...); err != nil {
-		// Never expected: json_array is never NULL. The driver's message
-		// may quote the value, so only its absence is said.
-		return nil, "", "row does not scan"
+		if qerr := rows.Err(); qerr != nil {
+			err = qerr // the cause (a cancelled ctx), not its symptom
+		}
+		return nil, "", "", err
 	}
 	rec = &merge.Record{}
 	if reason := decodeRow(sc.row, rec); reason != "" {
 		if rec.Values[merge.FieldEmail] == "" {
 			rec = nil
 		}
-		return rec, sc.key.String, reason
+		return rec, sc.key.String, reason, nil
 	}
-	return rec, sc.key.String, ""
+	return rec, sc.key.String, "", nil
 }
 
 // badRecord returns the error for a row that breaks the contract: a

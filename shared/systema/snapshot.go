@@ -154,7 +154,10 @@ func (m *match) query(ctx context.Context, key string, stmt *sql.Stmt, args ...a
 		m.sc.init(false)
 	}
 	for rows.Next() {
-		rec, _, reason := m.sc.scan(rows)
+		rec, _, reason, err := m.sc.scan(rows)
+		if err != nil {
+			return fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, err)
+		}
 		if rec == nil {
 			continue // a row without an email is nobody's
 		}

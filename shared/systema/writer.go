@@ -51,6 +51,11 @@ func WriteSnapshotWithOptions(ctx context.Context, path string, exportedAt time.
 	removeTemp(tmp)
 	if err := writeFile(ctx, tmp, exportedAt, records, opts); err != nil {
 		removeTemp(tmp)
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			// database/sql closes the statements of a cancelled
+			// transaction asynchronously: the symptom may come first.
+			return fmt.Errorf("systema: write snapshot: %w (%v)", cerr, err)
+		}
 		return fmt.Errorf("systema: write snapshot: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
