@@ -19,6 +19,8 @@ import (
 const (
 	EnvSnapshotURI            = "SNAPSHOT_URI"
 	EnvSnapshotRefreshSeconds = "SNAPSHOT_REFRESH_SECONDS"
+	EnvSnapshotRefreshReserve = "SNAPSHOT_REFRESH_RESERVE_MS"
+	EnvSnapshotRefreshTimeout = "SNAPSHOT_REFRESH_TIMEOUT_SECONDS"
 	EnvSystemBURL             = "SYSTEM_B_URL"
 	EnvSystemBToken           = "SYSTEM_B_TOKEN"
 	EnvSystemBTokenSecretARN  = "SYSTEM_B_TOKEN_SECRET_ARN"
@@ -33,7 +35,8 @@ const (
 // Settings lists every setting the functions read, for tests that check the
 // template sets each of them.
 var Settings = []string{
-	EnvSnapshotURI, EnvSnapshotRefreshSeconds, EnvSystemBURL, EnvSystemBToken,
+	EnvSnapshotURI, EnvSnapshotRefreshSeconds, EnvSnapshotRefreshReserve, EnvSnapshotRefreshTimeout,
+	EnvSystemBURL, EnvSystemBToken,
 	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvMergeRules,
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 }
@@ -43,17 +46,23 @@ var ErrInvalid = errors.New("config: invalid setting")
 
 // Config is the functions' configuration.
 type Config struct {
-	SnapshotURI      string        // s3://bucket/key or file:///abs/path.db
-	SnapshotRefresh  time.Duration // how often a warm function looks for a newer snapshot
-	SystemBURL       string        // System B base URL
-	SystemBToken     string        // static bearer token (local use)
-	SystemBSecretARN string        // Secrets Manager secret holding the token (AWS use)
-	SystemBTimeout   time.Duration // per call
-	ReportURI        string        // s3://bucket/prefix or file:///abs/dir; reconcile only
-	Rules            merge.Rules
-	MetricsNamespace string
-	LogLevel         string
-	LogHashKey       string // key of the email hash in logs; random per process when empty
+	SnapshotURI     string        // s3://bucket/key or file:///abs/path.db
+	SnapshotRefresh time.Duration // how often a warm function looks for a newer snapshot
+	// SnapshotRefreshReserve is the time before its deadline that a request
+	// stops waiting for a snapshot refresh and is served the current one.
+	SnapshotRefreshReserve time.Duration
+	// SnapshotRefreshTimeout bounds one snapshot refresh (stat, download,
+	// validation), which runs on its own, outliving the request that started it.
+	SnapshotRefreshTimeout time.Duration
+	SystemBURL             string        // System B base URL
+	SystemBToken           string        // static bearer token (local use)
+	SystemBSecretARN       string        // Secrets Manager secret holding the token (AWS use)
+	SystemBTimeout         time.Duration // per call
+	ReportURI              string        // s3://bucket/prefix or file:///abs/dir; reconcile only
+	Rules                  merge.Rules
+	MetricsNamespace       string
+	LogLevel               string
+	LogHashKey             string // key of the email hash in logs; random per process when empty
 }
 
 // Need says which optional parts a function requires.
@@ -100,6 +109,12 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	var err error
 	if c.SnapshotRefresh, err = seconds(get(EnvSnapshotRefreshSeconds), 60*time.Second, time.Second); err != nil {
 		bad(EnvSnapshotRefreshSeconds, "%v", err)
+	}
+	if c.SnapshotRefreshReserve, err = seconds(get(EnvSnapshotRefreshReserve), time.Second, time.Millisecond); err != nil {
+		bad(EnvSnapshotRefreshReserve, "%v", err)
+	}
+	if c.SnapshotRefreshTimeout, err = seconds(get(EnvSnapshotRefreshTimeout), 60*time.Second, time.Second); err != nil {
+		bad(EnvSnapshotRefreshTimeout, "%v", err)
 	}
 	if c.SystemBTimeout, err = seconds(get(EnvSystemBTimeoutMS), 2*time.Second, time.Millisecond); err != nil {
 		bad(EnvSystemBTimeoutMS, "%v", err)
