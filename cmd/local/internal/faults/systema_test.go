@@ -152,18 +152,27 @@ func TestRow09CorruptRefresh(t *testing.T) {
 		c.wantLog("WARN", "snapshot refresh failed; serving the last good snapshot", bad, good, "schema_version")
 	}
 
+	c = wantNewerSnapshotTaken(t, r)
+	if n := c.count(emf.SnapshotRefreshFailures); n != 0 {
+		t.Errorf("systema.snapshot_refresh_failures.total = %v after a good refresh", n)
+	}
+}
+
+// wantNewerSnapshotTaken uploads a snapshot exported a day after the data
+// set's and asserts that the next lookup, after a refresh interval, is
+// served from it and logs its load; it returns that lookup.
+func wantNewerSnapshotTaken(t *testing.T, r *rig) *call {
+	t.Helper()
 	exported := data.truth.ExportedAt.Add(24 * time.Hour)
 	next := r.putSnapshot(newSnapshot(t, exported, data.a))
 	time.Sleep(refreshWait)
-	c = r.invoke(lookupFn, lookupEvent(t, conflictEmail))
-	b = wantBothSystems(t, c)
+	c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+	b := wantBothSystems(t, c)
 	if b.Freshness.SystemA == nil || !b.Freshness.SystemA.Equal(exported) {
 		t.Errorf("freshness.systemA %v, want the new snapshot's %v", b.Freshness.SystemA, exported)
 	}
 	c.wantLog("INFO", "systema: snapshot loaded", next)
-	if n := c.count(emf.SnapshotRefreshFailures); n != 0 {
-		t.Errorf("systema.snapshot_refresh_failures.total = %v after a good refresh", n)
-	}
+	return c
 }
 
 // s3Proxy stands in front of the S3 server and misbehaves on the snapshot
@@ -393,15 +402,7 @@ func TestRowSystemAOlderSnapshotAfterNewer(t *testing.T) {
 	}
 	c.wantLog("WARN", "refused a snapshot exported before the one served", older, good)
 
-	exported := data.truth.ExportedAt.Add(24 * time.Hour)
-	next := r.putSnapshot(newSnapshot(t, exported, data.a))
-	time.Sleep(refreshWait)
-	c = r.invoke(lookupFn, lookupEvent(t, conflictEmail))
-	b = wantBothSystems(t, c)
-	if b.Freshness.SystemA == nil || !b.Freshness.SystemA.Equal(exported) {
-		t.Errorf("freshness.systemA %v, want the newest snapshot's %v", b.Freshness.SystemA, exported)
-	}
-	c.wantLog("INFO", "systema: snapshot loaded", next)
+	wantNewerSnapshotTaken(t, r)
 }
 
 // TestRowSystemASlowRefresh: a refresh whose download hangs does not spend
