@@ -131,7 +131,7 @@ func decodeRow(s string, rec *merge.Record) (reason string) {
 	if s != "]" {
 		return rowSyntax
 	}
-	if merge.Key(rec.Values[merge.FieldEmail]) == "" {
+	if strings.TrimSpace(rec.Values[merge.FieldEmail]) == "" { // no join key (merge.Key), without its allocation
 		return "email is NULL or blank: the row has no key"
 	}
 	if bad != "" {
