@@ -69,9 +69,10 @@ type Config struct {
 	Now            func() time.Time                     // default time.Now
 	After          func(time.Duration) <-chan time.Time // default time.After; waits for a refresh
 	Logger         *slog.Logger                         // default: discards
-	// OnRefresh, if set, is called once for every check, by the Acquire
-	// that sees it end (metrics hook, so the count lands in that request's
-	// metrics). It must not call back into the Store.
+	// OnRefresh, if set, is called once for a check, by the first Acquire
+	// that sees it ended (metrics hook, so the count lands in that request's
+	// metrics; a check no Acquire sees end, cut short by Close, is not
+	// reported). It must not call back into the Store.
 	OnRefresh func(RefreshResult)
 	// SkipIntegrityCheck skips PRAGMA quick_check on each new snapshot.
 	// The check reads every page (about 15 ms per 100,000 customers once
