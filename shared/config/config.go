@@ -46,23 +46,24 @@ var ErrInvalid = errors.New("config: invalid setting")
 
 // Config is the functions' configuration.
 type Config struct {
-	SnapshotURI     string        // s3://bucket/key or file:///abs/path.db
-	SnapshotRefresh time.Duration // how often a warm function looks for a newer snapshot
+	SnapshotURI      string        // s3://bucket/key or file:///abs/path.db
+	SnapshotRefresh  time.Duration // how often a warm function looks for a newer snapshot
+	SystemBURL       string        // System B base URL
+	SystemBToken     string        // static bearer token (local use)
+	SystemBSecretARN string        // Secrets Manager secret holding the token (AWS use)
+	SystemBTimeout   time.Duration // per call
+	ReportURI        string        // s3://bucket/prefix or file:///abs/dir; reconcile only
+	Rules            merge.Rules
+	MetricsNamespace string
+	LogLevel         string
+	LogHashKey       string // key of the email hash in logs; random per process when empty
+
 	// SnapshotRefreshReserve is the time before its deadline that a request
 	// stops waiting for a snapshot refresh and is served the current one.
 	SnapshotRefreshReserve time.Duration
 	// SnapshotRefreshTimeout bounds one snapshot refresh (stat, download,
 	// validation), which runs on its own, outliving the request that started it.
 	SnapshotRefreshTimeout time.Duration
-	SystemBURL             string        // System B base URL
-	SystemBToken           string        // static bearer token (local use)
-	SystemBSecretARN       string        // Secrets Manager secret holding the token (AWS use)
-	SystemBTimeout         time.Duration // per call
-	ReportURI              string        // s3://bucket/prefix or file:///abs/dir; reconcile only
-	Rules                  merge.Rules
-	MetricsNamespace       string
-	LogLevel               string
-	LogHashKey             string // key of the email hash in logs; random per process when empty
 }
 
 // Need says which optional parts a function requires.
