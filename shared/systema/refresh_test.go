@@ -228,3 +228,29 @@ func TestStoreRefusesOlderSnapshot(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreFirstLoadCallerCancelled: a caller waiting for the first load
+// that is cancelled gets ErrUnavailable wrapping its context's error; the
+// load goes on and serves the next caller.
+func TestStoreFirstLoadCallerCancelled(t *testing.T) {
+	src := newGatedSource(NewFileSource(writeSnap(t, t.TempDir(), versionOf("v1"), snapOpts{})))
+	h := newHarness(t, src)
+	src.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	res := acquireAsync(h, ctx)
+	<-src.fetching
+	cancel()
+	if r := <-res; !errors.Is(r.err, ErrUnavailable) || !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("cancelled while the first snapshot loads: %v, want ErrUnavailable and context.Canceled", r.err)
+	}
+	src.Open()
+	h.refreshEnded(t)
+	snap := h.acquire(t)
+	defer snap.Release()
+	if got := firstName(t, snap, "alice@example.com"); got != "v1" {
+		t.Fatalf("read %q, want v1", got)
+	}
+	if rep := h.lastReport(t); !rep.Loaded {
+		t.Fatalf("report = %+v", rep)
+	}
+}

@@ -203,6 +203,9 @@ func (s *Store) Acquire(ctx context.Context) (*Snapshot, error) {
 	case r != nil && (started || cur == nil):
 		if !s.wait(ctx, r) {
 			if cur == nil {
+				if err := ctx.Err(); err != nil {
+					return nil, fmt.Errorf("systema: acquire: %w: the first snapshot is still loading: %w", ErrUnavailable, err)
+				}
 				return nil, fmt.Errorf("systema: acquire: %w: the first snapshot is still loading", ErrUnavailable)
 			}
 			s.log.WarnContext(ctx, "systema: snapshot refresh still running; serving the current snapshot",
