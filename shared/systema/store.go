@@ -187,7 +187,7 @@ func (s *Store) Acquire(ctx context.Context) (*Snapshot, error) {
 	ended := s.takeEndedLocked()
 	started := false
 	if s.refresh == nil && s.due() && ctx.Err() == nil {
-		s.startLocked()
+		s.startLocked(ctx)
 		started = true
 	}
 	r, cur := s.refresh, s.cur
@@ -291,9 +291,13 @@ func (s *Store) takeEndedLocked() *refresh {
 }
 
 // startLocked starts a check in its own goroutine, on a context of its own
-// (RefreshTimeout, cancelled by Close). s.mu must be held.
-func (s *Store) startLocked() {
-	first := !s.checked
+// (RefreshTimeout, cancelled by Close). The first check of the Store first
+// sweeps stale files, in the caller (ctx: its request id is on the log
+// line) and before any file of this Store exists. s.mu must be held.
+func (s *Store) startLocked(ctx context.Context) {
+	if !s.checked {
+		s.sweepStale(ctx)
+	}
 	start := s.cfg.Now()
 	s.lastCheck, s.checked = start, true
 	var serving *Version
@@ -309,16 +313,13 @@ func (s *Store) startLocked() {
 		defer close(r.done)
 		ctx, cancel := context.WithTimeout(s.base, s.cfg.RefreshTimeout)
 		defer cancel()
-		r.res = s.check(ctx, serving, first, start)
+		r.res = s.check(ctx, serving, start)
 	}()
 }
 
 // check looks for a version newer than serving (nil: none served yet) and
 // swaps it in.
-func (s *Store) check(ctx context.Context, serving *Version, first bool, start time.Time) RefreshResult {
-	if first {
-		s.sweepStale(ctx)
-	}
+func (s *Store) check(ctx context.Context, serving *Version, start time.Time) RefreshResult {
 	res := RefreshResult{}
 	if serving != nil {
 		res.Serving = *serving
