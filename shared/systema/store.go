@@ -22,8 +22,11 @@ var ErrUnavailable = newError("systema: unavailable", merge.ErrUnavailable)
 // ErrOlderSnapshot is a refresh's error (RefreshResult.Err) when the new
 // version was exported before the one served (its snapshot_meta exported_at
 // is older): System A's export must not go back in time, so the Store keeps
-// serving the newer one and does not download the older version again. Its
-// kind is merge.ErrBadData.
+// serving the newer one and does not download the older version again. A
+// version exported at the same time is taken: a re-export (System A ran its
+// batch again for the same point in time, say to correct rows) keeps the
+// freshness, and refusing it would strand the correction. Its kind is
+// merge.ErrBadData.
 var ErrOlderSnapshot = newError("systema: snapshot exported before the one served", merge.ErrBadData)
 
 // ErrClosed is returned (wrapped) by Acquire after Close.
