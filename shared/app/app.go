@@ -109,17 +109,13 @@ func New(ctx context.Context, o Options) (*App, error) {
 		return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvSnapshotURI, err)
 	}
 	a.Store, err = systema.New(systema.Config{
-		Source:       src,
-		Dir:          os.TempDir(),
-		RefreshEvery: cfg.SnapshotRefresh,
-		Logger:       a.Log,
-		OnRefresh: func(r systema.RefreshResult) {
-			// Counted while the last good snapshot keeps serving; with no good
-			// snapshot at all, answers are partial and counted as such.
-			if r.Err != nil && r.Kept {
-				a.Metrics.Count(emf.SnapshotRefreshFailures, 1)
-			}
-		},
+		Source:         src,
+		Dir:            os.TempDir(),
+		RefreshEvery:   cfg.SnapshotRefresh,
+		RefreshReserve: cfg.SnapshotRefreshReserve,
+		RefreshTimeout: cfg.SnapshotRefreshTimeout,
+		Logger:         a.Log,
+		OnRefresh:      func(r systema.RefreshResult) { countRefresh(a.Metrics, r) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: System A store: %w", o.Function, err)
@@ -156,6 +152,19 @@ func New(ctx context.Context, o Options) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// countRefresh counts a snapshot refresh that did not take a new snapshot
+// while the last good one keeps serving: refused as older than the one
+// served, or failed. With no good snapshot at all, answers are partial and
+// counted as such.
+func countRefresh(m *emf.Metrics, r systema.RefreshResult) {
+	switch {
+	case errors.Is(r.Err, systema.ErrOlderSnapshot):
+		m.Count(emf.SnapshotRejectedOlder, 1)
+	case r.Err != nil && r.Kept:
+		m.Count(emf.SnapshotRefreshFailures, 1)
+	}
 }
 
 // EmailAttr renders an email for logs: a keyed hash, never the address.
@@ -274,8 +283,9 @@ func (a storeA) Acquire(ctx context.Context) (unified.Snapshot, error) {
 	return snapshotA{snap}, nil
 }
 
-// acquire pins the current snapshot in a subsegment: it covers the
-// download and validation when a refresh is due.
+// acquire pins the current snapshot in a subsegment: it covers the wait
+// for a due refresh (at most until SNAPSHOT_REFRESH_RESERVE_MS before the
+// deadline; the refresh itself runs on the Store's own context, untraced).
 func acquire(ctx context.Context, s *systema.Store) (*systema.Snapshot, error) {
 	ctx, end := tracing.Start(ctx, tracing.SpanSnapshotFetch)
 	snap, err := s.Acquire(ctx)

@@ -19,6 +19,8 @@ import (
 const (
 	EnvSnapshotURI            = "SNAPSHOT_URI"
 	EnvSnapshotRefreshSeconds = "SNAPSHOT_REFRESH_SECONDS"
+	EnvSnapshotRefreshReserve = "SNAPSHOT_REFRESH_RESERVE_MS"
+	EnvSnapshotRefreshTimeout = "SNAPSHOT_REFRESH_TIMEOUT_SECONDS"
 	EnvSystemBURL             = "SYSTEM_B_URL"
 	EnvSystemBToken           = "SYSTEM_B_TOKEN"
 	EnvSystemBTokenSecretARN  = "SYSTEM_B_TOKEN_SECRET_ARN"
@@ -34,7 +36,8 @@ const (
 // Settings lists every setting the functions read, for tests that check the
 // template sets each of them.
 var Settings = []string{
-	EnvSnapshotURI, EnvSnapshotRefreshSeconds, EnvSystemBURL, EnvSystemBToken,
+	EnvSnapshotURI, EnvSnapshotRefreshSeconds, EnvSnapshotRefreshReserve, EnvSnapshotRefreshTimeout,
+	EnvSystemBURL, EnvSystemBToken,
 	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvReconcileLeaseSeconds, EnvMergeRules,
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 }
@@ -62,6 +65,13 @@ type Config struct {
 	MetricsNamespace string
 	LogLevel         string
 	LogHashKey       string // key of the email hash in logs; random per process when empty
+
+	// SnapshotRefreshReserve is the time before its deadline that a request
+	// stops waiting for a snapshot refresh and is served the current one.
+	SnapshotRefreshReserve time.Duration
+	// SnapshotRefreshTimeout bounds one snapshot refresh (stat, download,
+	// validation), which runs on its own, outliving the request that started it.
+	SnapshotRefreshTimeout time.Duration
 }
 
 // Need says which optional parts a function requires.
@@ -108,6 +118,12 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	var err error
 	if c.SnapshotRefresh, err = seconds(get(EnvSnapshotRefreshSeconds), 60*time.Second, time.Second); err != nil {
 		bad(EnvSnapshotRefreshSeconds, "%v", err)
+	}
+	if c.SnapshotRefreshReserve, err = seconds(get(EnvSnapshotRefreshReserve), time.Second, time.Millisecond); err != nil {
+		bad(EnvSnapshotRefreshReserve, "%v", err)
+	}
+	if c.SnapshotRefreshTimeout, err = seconds(get(EnvSnapshotRefreshTimeout), 60*time.Second, time.Second); err != nil {
+		bad(EnvSnapshotRefreshTimeout, "%v", err)
 	}
 	if c.SystemBTimeout, err = seconds(get(EnvSystemBTimeoutMS), 2*time.Second, time.Millisecond); err != nil {
 		bad(EnvSystemBTimeoutMS, "%v", err)

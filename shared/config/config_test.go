@@ -33,6 +33,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.SnapshotRefresh != 60*time.Second || c.SystemBTimeout != 2*time.Second || c.MetricsNamespace != "UnifiedCustomerService" || c.ReconcileLease != 30*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
+	if c.SnapshotRefreshReserve != time.Second || c.SnapshotRefreshTimeout != 60*time.Second {
+		t.Errorf("snapshot refresh defaults: reserve %v, timeout %v", c.SnapshotRefreshReserve, c.SnapshotRefreshTimeout)
+	}
 	if c.Rules.For(merge.FieldLoyaltyTier) != merge.RuleSystemA || c.Rules.For(merge.FieldPhone) != merge.RuleNewest {
 		t.Errorf("default rules = %s", c.Rules)
 	}
@@ -55,6 +58,9 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 		{"secret that is no ARN", map[string]string{config.EnvSystemBToken: "", config.EnvSystemBTokenSecretARN: "mysecret"}, config.Need{}, config.EnvSystemBTokenSecretARN},
 		{"timeout not a number", map[string]string{config.EnvSystemBTimeoutMS: "2s"}, config.Need{}, config.EnvSystemBTimeoutMS},
 		{"negative refresh", map[string]string{config.EnvSnapshotRefreshSeconds: "-5"}, config.Need{}, config.EnvSnapshotRefreshSeconds},
+		{"zero refresh reserve", map[string]string{config.EnvSnapshotRefreshReserve: "0"}, config.Need{}, config.EnvSnapshotRefreshReserve},
+		{"refresh reserve in seconds", map[string]string{config.EnvSnapshotRefreshReserve: "1s"}, config.Need{}, config.EnvSnapshotRefreshReserve},
+		{"negative refresh timeout", map[string]string{config.EnvSnapshotRefreshTimeout: "-1"}, config.Need{}, config.EnvSnapshotRefreshTimeout},
 		{"bad rules", map[string]string{config.EnvMergeRules: "phone=oldest"}, config.Need{}, config.EnvMergeRules},
 		{"bad log level", map[string]string{config.EnvLogLevel: "verbose"}, config.Need{}, config.EnvLogLevel},
 		{"lease not a number", map[string]string{config.EnvReconcileLeaseSeconds: "30s"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
@@ -105,5 +111,18 @@ func TestSettingsListsWhatLoadReads(t *testing.T) {
 		if !read[k] {
 			t.Errorf("config.Settings lists %s, which Load never reads", k)
 		}
+	}
+}
+
+func TestLoadSnapshotRefreshSettings(t *testing.T) {
+	m := valid()
+	m[config.EnvSnapshotRefreshReserve] = "2500"
+	m[config.EnvSnapshotRefreshTimeout] = "120"
+	c, err := config.Load(env(m), config.Need{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SnapshotRefreshReserve != 2500*time.Millisecond || c.SnapshotRefreshTimeout != 2*time.Minute {
+		t.Errorf("reserve %v, timeout %v; want 2.5s and 2m", c.SnapshotRefreshReserve, c.SnapshotRefreshTimeout)
 	}
 }

@@ -67,9 +67,16 @@ func sampleRecords() []*merge.Record {
 
 // snapOpts tweaks a written snapshot file after WriteSnapshot.
 type snapOpts struct {
-	rowid bool
-	sql   []string // statements run on the written file
+	rowid      bool
+	sql        []string  // statements run on the written file
+	exportedAt time.Time // default snapExportedAt
 }
+
+// layouts are the two customers table layouts readers accept.
+var layouts = []struct {
+	name  string
+	rowid bool
+}{{"without rowid", false}, {"rowid table", true}}
 
 // writeSnap writes recs as a snapshot file in dir and returns its path.
 func writeSnap(t testing.TB, dir string, recs []*merge.Record, o snapOpts) string {
@@ -80,7 +87,11 @@ func writeSnap(t testing.TB, dir string, recs []*merge.Record, o snapOpts) strin
 	}
 	f.Close()
 	path := f.Name()
-	err = WriteSnapshotWithOptions(context.Background(), path, snapExportedAt, slices.Values(recs), WriteSnapshotOptions{Rowid: o.rowid})
+	exportedAt := o.exportedAt
+	if exportedAt.IsZero() {
+		exportedAt = snapExportedAt
+	}
+	err = WriteSnapshotWithOptions(context.Background(), path, exportedAt, slices.Values(recs), WriteSnapshotOptions{Rowid: o.rowid})
 	if err != nil {
 		t.Fatalf("write snapshot: %v", err)
 	}
@@ -219,13 +230,23 @@ func (w noVersionHeader) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
-// fakeClock is an injectable clock.
+// fakeClock is an injectable clock with timers: After's channels fire when
+// Advance reaches them.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	t      time.Time
+	timers []fakeTimer
+	armed  chan time.Duration // receives every After's duration
 }
 
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)} }
+type fakeTimer struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newClock() *fakeClock {
+	return &fakeClock{t: time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC), armed: make(chan time.Duration, 64)}
+}
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
@@ -233,10 +254,100 @@ func (c *fakeClock) Now() time.Time {
 	return c.t
 }
 
+// After returns a channel that receives the time once Advance has moved the
+// clock d on, and tells armed.
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	c.timers = append(c.timers, fakeTimer{at: c.t.Add(d), ch: ch})
+	select {
+	case c.armed <- d:
+	default: // nobody watches this many
+	}
+	c.fireLocked()
+	return ch
+}
+
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
-	c.mu.Unlock()
+	c.fireLocked()
+}
+
+func (c *fakeClock) fireLocked() {
+	kept := c.timers[:0]
+	for _, tm := range c.timers {
+		if tm.at.After(c.t) {
+			kept = append(kept, tm)
+			continue
+		}
+		tm.ch <- c.t
+	}
+	c.timers = kept
+}
+
+// deadlineCtx is a context whose deadline is on a fakeClock: it reports the
+// deadline but is never done by itself (the Store's wait is bounded by its
+// own timer, from Config.After).
+type deadlineCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// withDeadlineIn returns a context whose deadline is d after the clock's now.
+func (c *fakeClock) withDeadlineIn(d time.Duration) context.Context {
+	return deadlineCtx{Context: context.Background(), deadline: c.Now().Add(d)}
+}
+
+// gatedSource passes through to a Source, except that while closed its
+// Fetch blocks until Open (or its ctx ends): a slow download.
+type gatedSource struct {
+	Source
+	mu       sync.Mutex
+	gate     chan struct{} // nil: open
+	fetching chan struct{} // receives one value per Fetch that blocks
+}
+
+func newGatedSource(src Source) *gatedSource {
+	return &gatedSource{Source: src, fetching: make(chan struct{}, 16)}
+}
+
+// Close makes the next Fetches block.
+func (g *gatedSource) Close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gate == nil {
+		g.gate = make(chan struct{})
+	}
+}
+
+// Open lets blocked and later Fetches through.
+func (g *gatedSource) Open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gate != nil {
+		close(g.gate)
+		g.gate = nil
+	}
+}
+
+func (g *gatedSource) Fetch(ctx context.Context, v Version, dst *os.File) error {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		g.fetching <- struct{}{}
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return fmt.Errorf("gated fetch: %w", ctx.Err())
+		}
+	}
+	return g.Source.Fetch(ctx, v, dst)
 }
 
 // syncBuffer is a log sink safe for concurrent writes.
@@ -276,6 +387,7 @@ func newHarness(t testing.TB, src Source) *harness {
 		Dir:          h.dir,
 		RefreshEvery: time.Minute,
 		Now:          h.clock.Now,
+		After:        h.clock.After,
 		Logger:       slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OnRefresh: func(r RefreshResult) {
 			h.mu.Lock()
@@ -304,6 +416,19 @@ func (h *harness) lastReport(t testing.TB) RefreshResult {
 		t.Fatal("no refresh reported")
 	}
 	return h.reports[len(h.reports)-1]
+}
+
+// refreshEnded waits until the Store's refresh in progress, if any, has
+// ended (its report waits for the next Acquire).
+func (h *harness) refreshEnded(t testing.TB) {
+	t.Helper()
+	h.store.mu.Lock()
+	r := h.store.refresh
+	h.store.mu.Unlock()
+	if r == nil {
+		t.Fatal("no refresh in progress")
+	}
+	<-r.done
 }
 
 // files lists the snapshot files in the Store's directory.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"iter"
+	"strconv"
 
 	"github.com/acme/unified-customer-service/shared/merge"
 )
@@ -16,8 +17,17 @@ import (
 // number of customers.
 //
 // It yields (record, nil) for each customer. A row that breaks the contract
-// yields (nil, err wrapping ErrBadData) in its place and iteration goes on; a
-// failed query or a cancelled ctx yields (nil, err) once and ends it.
+// (see decodeRow: no email, a last_updated that is NULL or not RFC 3339, a
+// marketing_opt_in other than 1, 0 or NULL) yields (nil, err) in its place
+// and iteration goes on with the next row: err holds a *merge.BadRecordError
+// (errors.As; kind merge.ErrBadData) and wraps ErrBadData. Its Position is
+// "row N": the row is the customers table's Nth in email order, the key
+// index's (SELECT * FROM customers ORDER BY email COLLATE NOCASE LIMIT 1
+// OFFSET N-1 shows it); a snapshot's table has no rowid (WITHOUT ROWID), and
+// its key, the email, is personal data. Its Reason names the column, never
+// the value. Bad rows come in email order among the records, not in join
+// order (they have no record to order). A failed query (an I/O or SQLite
+// error) or a cancelled ctx yields (nil, err) once and ends the iteration.
 //
 // How: the key index orders rows by email with ASCII letters folded (NOCASE),
 // which is the join order for every row whose key is its ASCII-lowered email.
@@ -83,15 +93,18 @@ func (h *Snapshot) All(ctx context.Context) iter.Seq2[*merge.Record, error] {
 	}
 }
 
-// stream is one ordered query of All, one row ahead.
+// stream is one ordered query of All, one row ahead. The plain stream
+// yields every bad row (it reads every row, in email order, so it knows the
+// row's position); the odd stream yields only good odd rows.
 type stream struct {
 	rows *sql.Rows
 	sc   scanner
 	odd  bool // the odd-rows query (its key comes from SQL)
+	n    int  // rows read so far (the plain stream's position in email order)
 
 	rec   *merge.Record // current row; nil with err for a bad row
-	key   string        // current row's join key ("" if a bad row has no email)
-	err   error         // current row's ErrBadData, or the fatal error
+	key   string        // current row's join key ("" for a bad row)
+	err   error         // current row's bad record error, or the fatal error
 	done  bool          // no more rows
 	fatal bool          // the query failed: err ends the iteration
 }
@@ -99,18 +112,25 @@ type stream struct {
 // advance moves to the next row to yield.
 func (s *stream) advance() {
 	for s.rows.Next() {
-		rec, key, err := s.sc.scan(s.rows)
-		if !s.odd && rec != nil {
+		s.n++
+		rec, key, reason, err := s.sc.scan(s.rows)
+		switch {
+		case err != nil:
+			s.rec, s.key, s.err, s.fatal = nil, "", err, true
+			return
+		case reason != "" && s.odd:
+			continue // the plain stream yields it
+		case reason != "":
+			s.rec, s.key, s.err = nil, "", badRecord("row "+strconv.Itoa(s.n), reason)
+			return
+		case !s.odd:
 			k, odd := oddKey(rec.Values[merge.FieldEmail])
 			if odd {
 				continue // the odd stream yields it
 			}
 			key = k
 		}
-		if err != nil {
-			rec = nil
-		}
-		s.rec, s.key, s.err = rec, key, err
+		s.rec, s.key, s.err = rec, key, nil
 		return
 	}
 	s.rec, s.key, s.err, s.done = nil, "", nil, true

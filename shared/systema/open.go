@@ -21,8 +21,10 @@ import (
 
 // ErrInvalidSnapshot is returned (wrapped) for a file that is not a usable
 // schema v1 snapshot: not SQLite, truncated, WAL mode, wrong schema_version,
-// a missing column or key index.
-var ErrInvalidSnapshot = errors.New("systema: invalid snapshot")
+// a missing column or key index. Its kind is merge.ErrBadData: the file
+// breaks the contract (Acquire, which then has nothing to serve, wraps it
+// in ErrUnavailable).
+var ErrInvalidSnapshot = newError("systema: invalid snapshot", merge.ErrBadData)
 
 // sqliteMagic starts every SQLite database file.
 const sqliteMagic = "SQLite format 3\x00"
@@ -281,6 +283,9 @@ var (
 	selectByKey = "SELECT " + rowExpr + " FROM customers WHERE email = ?1 COLLATE NOCASE"
 	// selectByRange scans a NOCASE key range (see Lookup).
 	selectByRange = "SELECT " + rowExpr + " FROM customers WHERE email >= ?1 COLLATE NOCASE AND email < ?2 COLLATE NOCASE"
+	// selectPosition counts the rows before an email in email order (the
+	// key index; a bad row's Position).
+	selectPosition = "SELECT count(*) FROM customers WHERE email < ?1 COLLATE NOCASE"
 	// selectAll streams every row in NOCASE order (the key index).
 	selectAll = "SELECT " + rowExpr + " FROM customers ORDER BY email COLLATE NOCASE"
 	// selectOdd streams the rows whose join key is not their ASCII-lowered

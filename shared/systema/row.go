@@ -47,52 +47,69 @@ func (sc *scanner) init(withKey bool) {
 }
 
 // scan reads the current row and its key column (if any). A row that
-// breaks the contract is an error wrapping ErrBadData that names the column,
-// never the values; the record is then still returned when its email could
-// be read (so callers can tell whose row it is), nil otherwise.
-func (sc *scanner) scan(rows *sql.Rows) (*merge.Record, string, error) {
+// breaks the contract returns the reason, which names the column, never the
+// value; the record is then still returned when its email could be read (so
+// callers can tell whose row it is), nil otherwise. err is a failure to read
+// the row at all (rows closed by a cancelled query; json_array is never
+// NULL): the query's failure, not the row's, and it ends the query.
+func (sc *scanner) scan(rows *sql.Rows) (rec *merge.Record, key, reason string, err error) {
 	if err := rows.Scan(sc.dest...); err != nil {
-		return nil, "", fmt.Errorf("%w: %w", ErrBadData, err)
+		if qerr := rows.Err(); qerr != nil {
+			err = qerr // the cause (a cancelled ctx), not its symptom
+		}
+		return nil, "", "", err
 	}
-	rec := &merge.Record{}
-	if err := decodeRow(sc.row, rec); err != nil {
+	rec = &merge.Record{}
+	if reason := decodeRow(sc.row, rec); reason != "" {
 		if rec.Values[merge.FieldEmail] == "" {
 			rec = nil
 		}
-		return rec, sc.key.String, err
+		return rec, sc.key.String, reason, nil
 	}
-	return rec, sc.key.String, nil
+	return rec, sc.key.String, "", nil
 }
 
-// errRowSyntax is a json_array text that does not parse (never expected
-// from SQLite).
-var errRowSyntax = errors.New("row does not parse")
+// badRecord returns the error for a row that breaks the contract: a
+// *merge.BadRecordError (kind merge.ErrBadData) that also wraps ErrBadData.
+// position says where the row is ("row 12", see All), reason what is wrong
+// with which column; neither quotes a value.
+func badRecord(position, reason string) error {
+	return fmt.Errorf("%w: %w", ErrBadData, &merge.BadRecordError{Source: merge.SystemA, Position: position, Reason: reason})
+}
+
+// rowSyntax is the reason for a json_array text that does not parse (never
+// expected from SQLite).
+const rowSyntax = "row does not parse"
+
+// errRowSyntax is jsonValue's error.
+var errRowSyntax = errors.New(rowSyntax)
 
 // decodeRow fills rec from a rowExpr value: the fields in merge.Fields order,
-// then last_updated. Errors wrap ErrBadData and name the column only.
-func decodeRow(s string, rec *merge.Record) error {
+// then last_updated. It returns "" for a good row, else the reason the row
+// breaks the contract, naming the column only.
+func decodeRow(s string, rec *merge.Record) (reason string) {
 	cols := columns()
 	if !strings.HasPrefix(s, "[") {
-		return fmt.Errorf("%w: %w", ErrBadData, errRowSyntax)
+		return rowSyntax
 	}
 	s = s[1:]
 	var lastUpdated string
-	var bad error
+	var bad string
 	for i := range cols {
 		if i > 0 {
 			if !strings.HasPrefix(s, ",") {
-				return fmt.Errorf("%w: %w", ErrBadData, errRowSyntax)
+				return rowSyntax
 			}
 			s = s[1:]
 		}
 		v, null, rest, err := jsonValue(s)
 		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrBadData, cols[i], err)
+			return cols[i] + ": " + rowSyntax
 		}
 		s = rest
 		if i == merge.NumFields {
 			if null {
-				return fmt.Errorf("%w: last_updated is NULL", ErrBadData)
+				return "last_updated is NULL"
 			}
 			lastUpdated = v
 			continue
@@ -108,24 +125,24 @@ func decodeRow(s string, rec *merge.Record) error {
 		case v == "0":
 			rec.Values[i] = "false"
 		default:
-			bad = fmt.Errorf("%w: %s is neither 1, 0 nor NULL", ErrBadData, cols[i])
+			bad = cols[i] + " is neither 1, 0 nor NULL"
 		}
 	}
 	if s != "]" {
-		return fmt.Errorf("%w: %w", ErrBadData, errRowSyntax)
+		return rowSyntax
 	}
-	if rec.Values[merge.FieldEmail] == "" {
-		return fmt.Errorf("%w: a row has no email", ErrBadData)
+	if strings.TrimSpace(rec.Values[merge.FieldEmail]) == "" { // no join key (merge.Key), without its allocation
+		return "email is NULL or blank: the row has no key"
 	}
-	if bad != nil {
+	if bad != "" {
 		return bad
 	}
 	t, err := time.Parse(time.RFC3339, lastUpdated)
 	if err != nil {
-		return fmt.Errorf("%w: last_updated is not RFC 3339", ErrBadData)
+		return "last_updated is not RFC 3339"
 	}
 	rec.LastUpdated = t.UTC()
-	return nil
+	return ""
 }
 
 // jsonValue reads a JSON string or null at the start of s, as SQLite's

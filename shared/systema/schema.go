@@ -7,10 +7,14 @@
 // current version to a local file, validates it (SQLite header, rollback
 // journal, schema_version, columns, the NOCASE email key, quick_check),
 // opens it read-only with modernc.org/sqlite and looks for a newer version
-// at most every RefreshEvery. Acquire pins one version (a Snapshot) for a
-// request or a whole reconciliation run; Snapshot.Lookup reads one customer
-// by email, Snapshot.All streams every customer in join order. Failures to
-// read System A wrap ErrUnavailable.
+// at most every RefreshEvery, in a refresh of its own that a request waits
+// for only until its deadline's reserve; a version exported before the one
+// served is refused. Acquire pins one version (a Snapshot) for a request or
+// a whole reconciliation run; Snapshot.Lookup reads one customer by email,
+// Snapshot.All streams every customer in join order, yielding a
+// *merge.BadRecordError for a malformed row and carrying on. Failures to
+// read System A wrap ErrUnavailable; every sentinel also carries its
+// merge.ErrorKind (see errors.go).
 package systema
 
 // SchemaVersion is the snapshot schema version this package reads.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -15,13 +16,14 @@ import (
 )
 
 // ErrNotFound is returned (wrapped) by Lookup when System A has no customer
-// with the key.
-var ErrNotFound = errors.New("systema: customer not found")
+// with the key. Its kind is merge.ErrNotFound: an answer, not a failure.
+var ErrNotFound = newError("systema: customer not found", merge.ErrNotFound)
 
 // ErrBadData is returned (wrapped) for a row that breaks the snapshot
 // contract (bad last_updated, marketing_opt_in not 1/0/NULL, no email).
-// Errors never echo the row's values (they are PII).
-var ErrBadData = errors.New("systema: bad data in snapshot")
+// Errors never echo the row's values (they are PII). Its kind is
+// merge.ErrBadData; the error also holds a *merge.BadRecordError.
+var ErrBadData = newError("systema: bad data in snapshot", merge.ErrBadData)
 
 // ErrReleased is returned (wrapped) when a Snapshot is used after Release.
 var ErrReleased = errors.New("systema: snapshot used after release")
@@ -110,7 +112,7 @@ func (h *Snapshot) Lookup(ctx context.Context, email string) (*merge.Record, err
 	if key == "" {
 		return nil, fmt.Errorf("systema: lookup: empty key: %w", ErrNotFound)
 	}
-	var m match
+	m := match{db: h.s.db}
 	if i := firstNonASCII(key); i < 0 {
 		if err := m.query(ctx, key, h.s.byKey, key); err != nil {
 			return nil, err
@@ -135,6 +137,7 @@ const maxProbes = 16
 
 // match collects Lookup's candidate rows and keeps the first in All's order.
 type match struct {
+	db      *sql.DB // for position
 	sc      scanner
 	best    *merge.Record
 	bestOdd bool
@@ -151,7 +154,10 @@ func (m *match) query(ctx context.Context, key string, stmt *sql.Stmt, args ...a
 		m.sc.init(false)
 	}
 	for rows.Next() {
-		rec, _, err := m.sc.scan(rows)
+		rec, _, reason, err := m.sc.scan(rows)
+		if err != nil {
+			return fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, err)
+		}
 		if rec == nil {
 			continue // a row without an email is nobody's
 		}
@@ -160,8 +166,8 @@ func (m *match) query(ctx context.Context, key string, stmt *sql.Stmt, args ...a
 		if k != key {
 			continue // another customer in the range (its data errors are not ours)
 		}
-		if err != nil {
-			return fmt.Errorf("systema: lookup: %w", err)
+		if reason != "" {
+			return fmt.Errorf("systema: lookup: %w", badRecord(m.position(ctx, email), reason))
 		}
 		// All's order among rows sharing a key: the regular row, then the
 		// odd ones by email bytes.
@@ -173,6 +179,17 @@ func (m *match) query(ctx context.Context, key string, stmt *sql.Stmt, args ...a
 		return fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, err)
 	}
 	return nil
+}
+
+// position returns the Position of the row whose email is email, as All
+// says it ("row N" in email order), or "" if it cannot be read. It counts
+// the key index up to the row: a bad row is rare, and only its lookup pays.
+func (m *match) position(ctx context.Context, email string) string {
+	var n int64
+	if err := m.db.QueryRowContext(ctx, selectPosition, email).Scan(&n); err != nil {
+		return ""
+	}
+	return "row " + strconv.FormatInt(n+1, 10)
 }
 
 // caseVariants returns key with each non-ASCII rune replaced, in every

@@ -2,9 +2,14 @@ package systema
 
 import (
 	"context"
+	"database/sql"
+	"encoding/binary"
 	"errors"
+	"maps"
+	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -32,10 +37,7 @@ func sortedKeys(recs []*merge.Record) []string {
 }
 
 func TestLookup(t *testing.T) {
-	for _, layout := range []struct {
-		name  string
-		rowid bool
-	}{{"without rowid", false}, {"rowid table", true}} {
+	for _, layout := range layouts {
 		t.Run(layout.name, func(t *testing.T) {
 			recs := sampleRecords()
 			snap := openSnap(t, writeSnap(t, t.TempDir(), recs, snapOpts{rowid: layout.rowid}))
@@ -187,37 +189,177 @@ func TestDuplicateKeys(t *testing.T) {
 	}
 }
 
-func TestBadRows(t *testing.T) {
-	recs := sampleRecords()
-	snap := openSnap(t, writeSnap(t, t.TempDir(), recs, snapOpts{sql: []string{
-		"UPDATE customers SET last_updated = 'yesterday' WHERE email = 'alice@example.com'",
-		"UPDATE customers SET marketing_opt_in = 7 WHERE email = 'zed@example.com'",
-	}}))
-	for _, q := range []string{"alice@example.com", "zed@example.com"} {
-		_, err := snap.Lookup(context.Background(), q)
-		if !errors.Is(err, ErrBadData) {
-			t.Errorf("Lookup(%q) error = %v, want ErrBadData", q, err)
-		}
-		if err != nil && containsAt(err.Error()) {
-			t.Errorf("error echoes an email: %v", err)
-		}
+// badRowsSQL breaks four rows of sampleRecords, one of them an odd row
+// (non-ASCII upper case) and one whose email becomes blank.
+var badRowsSQL = []string{
+	"UPDATE customers SET last_updated = 'yesterday' WHERE email = 'alice@example.com'",
+	"UPDATE customers SET marketing_opt_in = 7 WHERE email = 'zed@example.com'",
+	"UPDATE customers SET last_updated = 'soon' WHERE email = 'Émile@exemple.fr'",
+	"UPDATE customers SET email = '   ' WHERE email = 'anna+news@example.com'",
+}
+
+// badRowsWant are the rows badRowsSQL breaks, by their email before, with
+// the reason each must give.
+var badRowsWant = map[string]string{
+	"alice@example.com":     "last_updated is not RFC 3339",
+	"zed@example.com":       "marketing_opt_in is neither 1, 0 nor NULL",
+	"Émile@exemple.fr":      "last_updated is not RFC 3339",
+	"anna+news@example.com": "email is NULL or blank: the row has no key",
+}
+
+// emailOrder returns the emails of the snapshot at path in email order
+// (ORDER BY email COLLATE NOCASE), read with SQLite itself.
+func emailOrder(t *testing.T, path string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := snap.Lookup(context.Background(), "anna+news@example.com"); err != nil {
-		t.Errorf("a good row next to bad ones: %v", err)
+	defer db.Close()
+	rows, err := db.Query("SELECT email FROM customers ORDER BY email COLLATE NOCASE")
+	if err != nil {
+		t.Fatal(err)
 	}
-	var good, bad int
-	for r, err := range snap.All(context.Background()) {
-		switch {
-		case errors.Is(err, ErrBadData):
-			bad++
-		case err != nil:
-			t.Fatalf("iterate: %v", err)
-		case r != nil:
-			good++
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var e string
+		if err := rows.Scan(&e); err != nil {
+			t.Fatal(err)
 		}
+		out = append(out, e)
 	}
-	if good != len(recs)-2 || bad != 2 {
-		t.Fatalf("iterated %d good and %d bad rows, want %d and 2", good, bad, len(recs)-2)
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestBadRowsAreDataAndTheScanGoesOn(t *testing.T) {
+	for _, layout := range layouts {
+		t.Run(layout.name, func(t *testing.T) {
+			recs := sampleRecords()
+			path := writeSnap(t, t.TempDir(), recs, snapOpts{rowid: layout.rowid, sql: badRowsSQL})
+			// The bad rows' positions, from SQLite's own email order.
+			wantBad := map[string]string{} // position -> reason
+			wantPos := map[string]string{} // email -> position
+			for i, e := range emailOrder(t, path) {
+				if e == "   " {
+					e = "anna+news@example.com"
+				}
+				if reason, ok := badRowsWant[e]; ok {
+					wantBad["row "+strconv.Itoa(i+1)] = reason
+					wantPos[e] = "row " + strconv.Itoa(i+1)
+				}
+			}
+			var good []*merge.Record
+			for _, r := range recs {
+				if _, bad := badRowsWant[r.Email()]; !bad {
+					good = append(good, r)
+				}
+			}
+			snap := openSnap(t, path)
+
+			var gotGood []*merge.Record
+			gotBad := map[string]string{}
+			for r, err := range snap.All(context.Background()) {
+				var bre *merge.BadRecordError
+				switch {
+				case errors.As(err, &bre):
+					if r != nil {
+						t.Errorf("a bad row yielded a record too")
+					}
+					if !errors.Is(err, ErrBadData) || merge.ErrorKindOf(err) != merge.ErrBadData {
+						t.Errorf("%v: not ErrBadData of kind bad data", err)
+					}
+					if bre.Source != merge.SystemA || containsAt(err.Error()) {
+						t.Errorf("bad record %+v: wrong source or quotes an email", bre)
+					}
+					if _, dup := gotBad[bre.Position]; dup {
+						t.Errorf("position %q yielded twice", bre.Position)
+					}
+					gotBad[bre.Position] = bre.Reason
+				case err != nil:
+					t.Fatalf("the scan ended: %v", err)
+				default:
+					gotGood = append(gotGood, r)
+				}
+			}
+			if !maps.Equal(gotBad, wantBad) {
+				t.Errorf("bad records (position: reason)\n got %v\nwant %v", gotBad, wantBad)
+			}
+			if got, want := keysOf(gotGood), sortedKeys(good); !slices.Equal(got, want) {
+				t.Errorf("good records out of join order or missing:\n got %q\nwant %q", got, want)
+			}
+
+			for email, reason := range badRowsWant {
+				if email == "anna+news@example.com" {
+					continue // blank now: nobody's
+				}
+				_, err := snap.Lookup(context.Background(), email)
+				var bre *merge.BadRecordError
+				if !errors.As(err, &bre) || merge.ErrorKindOf(err) != merge.ErrBadData || !errors.Is(err, ErrBadData) {
+					t.Errorf("Lookup(%q) error = %v, want a bad record of kind bad data", email, err)
+					continue
+				}
+				if bre.Position != wantPos[email] || bre.Reason != reason || containsAt(err.Error()) {
+					t.Errorf("Lookup(%q): bad record %+v, want position %q and reason %q", email, bre, wantPos[email], reason)
+				}
+			}
+			for _, r := range good {
+				if _, err := snap.Lookup(context.Background(), r.Email()); err != nil {
+					t.Errorf("Lookup(%q), a good row among bad ones: %v", r.Email(), err)
+				}
+			}
+		})
+	}
+}
+
+// keysOf returns the join keys of recs in their order.
+func keysOf(recs []*merge.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.Key()
+	}
+	return out
+}
+
+// TestCorruptPageEndsTheScan: a page SQLite cannot read is a failed query,
+// not a bad row: the scan yields the error once and ends.
+func TestCorruptPageEndsTheScan(t *testing.T) {
+	path := writeSnap(t, t.TempDir(), genRecords(3000), snapOpts{})
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pageSize := int(binary.BigEndian.Uint16(b[16:18]))
+	pages := len(b) / pageSize
+	// Garbage over the middle third of the pages (leaves and interior
+	// pages of the table): the header and schema pages stay good.
+	for i := pages / 3 * pageSize; i < 2*pages/3*pageSize; i++ {
+		b[i] = 0xA5
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap := openSnap(t, path)
+	var fatal error
+	n := 0
+	for _, err := range snap.All(context.Background()) {
+		if fatal != nil {
+			t.Fatalf("the scan went on after %v", fatal)
+		}
+		var bre *merge.BadRecordError
+		if err != nil && !errors.As(err, &bre) {
+			fatal = err
+		}
+		n++
+	}
+	if fatal == nil {
+		t.Fatalf("a scan over corrupt pages ended without an error (%d yields)", n)
+	}
+	if !errors.Is(fatal, ErrUnavailable) || merge.ErrorKindOf(fatal) != merge.ErrUnavailable {
+		t.Errorf("error %v: want ErrUnavailable", fatal)
 	}
 }
 

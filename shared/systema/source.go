@@ -2,22 +2,25 @@ package systema
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/acme/unified-customer-service/shared/merge"
 )
 
 // ErrNoSnapshot is returned (wrapped) by a Source when the snapshot object or
-// file does not exist.
-var ErrNoSnapshot = errors.New("systema: snapshot not found")
+// file does not exist. Its kind is merge.ErrUnavailable: System A cannot
+// answer until an export puts one there.
+var ErrNoSnapshot = newError("systema: snapshot not found", merge.ErrUnavailable)
 
 // ErrChanged is returned (wrapped) by Source.Fetch when the object no longer
-// is the version Stat described (replaced between the two calls).
-var ErrChanged = errors.New("systema: snapshot changed while fetching")
+// is the version Stat described (replaced between the two calls). Its kind
+// is merge.ErrUnavailable: looking again helps.
+var ErrChanged = newError("systema: snapshot changed while fetching", merge.ErrUnavailable)
 
 // Version identifies one version of the snapshot object. Stat fills URI,
 // ETag, VersionID, Size and LastModified; a loaded Snapshot adds ExportedAt

@@ -9,12 +9,25 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/acme/unified-customer-service/shared/merge"
 )
 
 // ErrUnavailable is returned (wrapped) when System A cannot be read: no good
 // snapshot was ever loaded (the wrapped error says why: missing object, not
-// SQLite, wrong schema_version, ...) or a query on it failed.
-var ErrUnavailable = errors.New("systema: unavailable")
+// SQLite, wrong schema_version, ...) or a query on it failed. Its kind is
+// merge.ErrUnavailable.
+var ErrUnavailable = newError("systema: unavailable", merge.ErrUnavailable)
+
+// ErrOlderSnapshot is a refresh's error (RefreshResult.Err) when the new
+// version was exported before the one served (its snapshot_meta exported_at
+// is older): System A's export must not go back in time, so the Store keeps
+// serving the newer one and does not download the older version again. A
+// version exported at the same time is taken: a re-export (System A ran its
+// batch again for the same point in time, say to correct rows) keeps the
+// freshness, and refusing it would strand the correction. Its kind is
+// merge.ErrBadData.
+var ErrOlderSnapshot = newError("systema: snapshot exported before the one served", merge.ErrBadData)
 
 // ErrClosed is returned (wrapped) by Acquire after Close.
 var ErrClosed = errors.New("systema: store closed")
@@ -23,12 +36,23 @@ var ErrClosed = errors.New("systema: store closed")
 // Config.RefreshEvery says otherwise (SNAPSHOT_REFRESH_SECONDS's default).
 const DefaultRefreshEvery = 60 * time.Second
 
+// DefaultRefreshReserve is the time a request keeps for itself when it waits
+// for a refresh, unless Config.RefreshReserve says otherwise
+// (SNAPSHOT_REFRESH_RESERVE_MS's default): a lookup on a loaded snapshot
+// takes well under a millisecond, the rest is the answer's way back.
+const DefaultRefreshReserve = time.Second
+
+// DefaultRefreshTimeout bounds one refresh (stat, download, validation)
+// unless Config.RefreshTimeout says otherwise
+// (SNAPSHOT_REFRESH_TIMEOUT_SECONDS's default).
+const DefaultRefreshTimeout = 60 * time.Second
+
 // RefreshResult reports one check for a newer snapshot, for metrics.
 type RefreshResult struct {
 	Version Version       // the version found (zero if Stat failed)
 	Serving Version       // the version served after the check (zero if none)
 	Loaded  bool          // Version was downloaded, validated and swapped in
-	Err     error         // why the check failed; nil on success
+	Err     error         // why the check failed (ErrOlderSnapshot: refused); nil on success
 	Kept    bool          // Err != nil and the last good snapshot keeps serving
 	Took    time.Duration // the check's duration (by Config.Now)
 }
@@ -38,10 +62,20 @@ type Config struct {
 	Source       Source        // where snapshots come from (required)
 	Dir          string        // where snapshot files are kept; default os.TempDir()
 	RefreshEvery time.Duration // minimum interval between checks; default DefaultRefreshEvery
-	Now          func() time.Time
-	Logger       *slog.Logger // default: discards
-	// OnRefresh, if set, is called after every check (metrics hook). It
-	// must not call back into the Store.
+	// RefreshReserve is the time before its deadline that a request stops
+	// waiting for a refresh and is served the current snapshot (or, with
+	// none yet, ErrUnavailable); default DefaultRefreshReserve.
+	RefreshReserve time.Duration
+	// RefreshTimeout bounds one refresh, which runs on its own context
+	// (not the request's); default DefaultRefreshTimeout.
+	RefreshTimeout time.Duration
+	Now            func() time.Time                     // default time.Now
+	After          func(time.Duration) <-chan time.Time // default time.After; waits for a refresh
+	Logger         *slog.Logger                         // default: discards
+	// OnRefresh, if set, is called once for a check, by the first Acquire
+	// that sees it ended (metrics hook, so the count lands in that request's
+	// metrics; a check no Acquire sees end, cut short by Close, is not
+	// reported). It must not call back into the Store.
 	OnRefresh func(RefreshResult)
 	// SkipIntegrityCheck skips PRAGMA quick_check on each new snapshot.
 	// The check reads every page (about 15 ms per 100,000 customers once
@@ -51,28 +85,46 @@ type Config struct {
 }
 
 // Store serves the current validated snapshot of System A and keeps it up
-// to date: at most every RefreshEvery, an Acquire looks for a newer object
-// (another ETag or VersionId), downloads it to a file beside the current
-// one, validates it and swaps it in. Readers pin a version with Acquire and
-// unpin it with Release; a replaced version is closed and its file removed
-// once nobody holds it. A failed refresh keeps the last good snapshot.
-// A Store is safe for concurrent use.
+// to date: at most every RefreshEvery, an Acquire starts a refresh that looks
+// for a newer object (another ETag or VersionId), downloads it to a file
+// beside the current one, validates it and swaps it in. Readers pin a version
+// with Acquire and unpin it with Release; a replaced version is closed and
+// its file removed once nobody holds it. A failed refresh keeps the last good
+// snapshot, and so does a version exported before the one served (snapshots
+// never go back in time; see ErrOlderSnapshot). A Store is safe for
+// concurrent use.
+//
+// One refresh runs at a time, in a goroutine of the Store, on its own
+// context bounded by RefreshTimeout and cancelled by Close, so a request's
+// deadline is never spent on it: the request that starts it waits at most
+// until RefreshReserve before its deadline, then is served the current
+// version while the refresh goes on for the requests after it. In AWS
+// Lambda the environment is frozen between invocations, so such a refresh
+// progresses while later invocations run (its timeout counts the frozen
+// time too).
 type Store struct {
 	cfg Config
 	log *slog.Logger
 
-	// sem (capacity 1) serialises checks, so concurrent Acquires never
-	// download twice; it is a channel so waiting honours ctx.
-	sem chan struct{}
+	base context.Context    // the refreshes' parent context
+	stop context.CancelFunc // cancels base (Close)
+	wg   sync.WaitGroup     // the refresh goroutine
 
 	mu        sync.Mutex
 	cur       *snapshot // current good snapshot; the Store holds one ref
+	refresh   *refresh  // the check running, or ended and not yet reported; nil if none
 	lastCheck time.Time // when the last check started
 	checked   bool      // a check has run
-	bad       Version   // the last version that failed validation
-	badErr    error     // why it failed (remembered: no re-download)
+	bad       Version   // the last version refused (invalid, or older than the one served)
+	badErr    error     // why it was refused (remembered: no re-download)
 	lastErr   error     // the last failure, for Acquire with no snapshot
 	closed    bool
+}
+
+// refresh is one check, run in its own goroutine.
+type refresh struct {
+	done chan struct{} // closed once the check has ended and res is set
+	res  RefreshResult
 }
 
 // New returns a Store for cfg. It does no I/O: the first Acquire loads the
@@ -84,62 +136,128 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
 		cfg.Dir = os.TempDir()
 	}
-	if cfg.RefreshEvery < 0 {
-		return nil, fmt.Errorf("systema: new store: RefreshEvery %v is negative", cfg.RefreshEvery)
-	}
-	if cfg.RefreshEvery == 0 {
-		cfg.RefreshEvery = DefaultRefreshEvery
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"RefreshEvery", &cfg.RefreshEvery, DefaultRefreshEvery},
+		{"RefreshReserve", &cfg.RefreshReserve, DefaultRefreshReserve},
+		{"RefreshTimeout", &cfg.RefreshTimeout, DefaultRefreshTimeout},
+	} {
+		if *d.v < 0 {
+			return nil, fmt.Errorf("systema: new store: %s %v is negative", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.After == nil {
+		cfg.After = time.After // an unreferenced timer is collected (Go 1.23+)
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{cfg: cfg, log: log, sem: make(chan struct{}, 1)}, nil
+	base, stop := context.WithCancel(context.Background())
+	return &Store{cfg: cfg, log: log, base: base, stop: stop}, nil
 }
 
 // Acquire returns the current snapshot, pinned until its Release: one
-// request, or one whole reconciliation run, reads one version. If the last
-// check is RefreshEvery old, Acquire first looks for a newer version, in the
-// caller's goroutine and bounded by ctx (only one caller does; others keep
-// using the current one meanwhile, or wait if there is none yet). A check
-// that fails counts as a check, so at most one caller per RefreshEvery pays
-// for a slow or failing source; without any good snapshot every Acquire
-// checks again (a known-bad version is not downloaded twice). With no good
-// snapshot at all Acquire returns an error wrapping ErrUnavailable and the
-// reason.
+// request, or one whole reconciliation run, reads one version.
+//
+// If the last check is RefreshEvery old, Acquire starts a refresh (unless
+// ctx is already done) and waits for it until RefreshReserve before ctx's
+// deadline (without a deadline, until it ends): if it ends in time, the
+// caller gets the new version, else the current one while the refresh goes
+// on; a later Acquire serves what it loaded. Other callers meanwhile are
+// served the current version at once. With no snapshot yet every caller
+// waits, within the same bound, and gets an error wrapping ErrUnavailable
+// if none is loaded by then. A check that fails counts as a check, so at
+// most one refresh per RefreshEvery pays for a slow or failing source;
+// without any good snapshot every Acquire checks again (a known-bad version
+// is not downloaded twice). With no good snapshot at all Acquire returns an
+// error wrapping ErrUnavailable and the reason.
 func (s *Store) Acquire(ctx context.Context) (*Snapshot, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("systema: acquire: %w", ErrClosed)
 	}
-	have := s.cur != nil
-	due := s.due()
+	ended := s.takeEndedLocked()
+	started := false
+	if s.refresh == nil && s.due() && ctx.Err() == nil {
+		s.startLocked(ctx)
+		started = true
+	}
+	r, cur := s.refresh, s.cur
 	s.mu.Unlock()
+	if ended != nil {
+		s.report(ctx, ended.res)
+	}
 
 	switch {
-	case have && due:
-		select {
-		case s.sem <- struct{}{}: // else someone is checking: serve the current one
-			s.checkLocked(ctx)
-			<-s.sem
-		default:
+	case r == nil && cur == nil && ctx.Err() != nil:
+		// Not a check: try again on the next Acquire.
+		return nil, fmt.Errorf("systema: acquire: %w: %w", ErrUnavailable, ctx.Err())
+	case r != nil && (started || cur == nil):
+		if !s.wait(ctx, r) {
+			if cur == nil {
+				if err := ctx.Err(); err != nil {
+					return nil, fmt.Errorf("systema: acquire: %w: the first snapshot is still loading: %w", ErrUnavailable, err)
+				}
+				return nil, fmt.Errorf("systema: acquire: %w: the first snapshot is still loading", ErrUnavailable)
+			}
+			s.log.WarnContext(ctx, "systema: snapshot refresh still running; serving the current snapshot",
+				"serving", cur.version.String(), "exported_at", cur.version.ExportedAt)
 		}
-	case !have:
-		select {
-		case s.sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("systema: acquire: %w: %w", ErrUnavailable, ctx.Err())
-		}
-		s.checkLocked(ctx)
-		<-s.sem
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	ended = s.takeEndedLocked()
+	snap, err := s.pinLocked()
+	s.mu.Unlock()
+	if ended != nil {
+		s.report(ctx, ended.res)
+	}
+	return snap, err
+}
+
+// wait waits for r to end until RefreshReserve before ctx's deadline (or
+// until ctx is done) and reports whether it ended.
+func (s *Store) wait(ctx context.Context, r *refresh) bool {
+	var timeout <-chan time.Time
+	if deadline, ok := ctx.Deadline(); ok {
+		budget := deadline.Sub(s.cfg.Now()) - s.cfg.RefreshReserve
+		if budget <= 0 {
+			select {
+			case <-r.done:
+				return true
+			default:
+				return false
+			}
+		}
+		timeout = s.cfg.After(budget)
+	}
+	select {
+	case <-r.done:
+		return true
+	case <-timeout:
+	case <-ctx.Done():
+	}
+	select { // both may be ready: an ended refresh wins
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// pinLocked pins the current snapshot. s.mu must be held.
+func (s *Store) pinLocked() (*Snapshot, error) {
 	if s.closed {
 		return nil, fmt.Errorf("systema: acquire: %w", ErrClosed)
 	}
@@ -159,32 +277,57 @@ func (s *Store) due() bool {
 	return s.cur == nil || !s.checked || s.cfg.Now().Sub(s.lastCheck) >= s.cfg.RefreshEvery
 }
 
-// checkLocked looks for a newer snapshot and swaps it in; s.sem must be held.
-func (s *Store) checkLocked(ctx context.Context) {
-	s.mu.Lock()
-	if !s.due() || s.closed { // another caller just checked
-		s.mu.Unlock()
-		return
+// takeEndedLocked returns the refresh if it has ended, for its report,
+// and forgets it; nil otherwise. s.mu must be held.
+func (s *Store) takeEndedLocked() *refresh {
+	r := s.refresh
+	if r == nil {
+		return nil
 	}
-	if err := ctx.Err(); err != nil { // not a check: try again on the next Acquire
-		s.lastErr = err
-		s.mu.Unlock()
-		return
+	select {
+	case <-r.done:
+		s.refresh = nil
+		return r
+	default:
+		return nil
 	}
-	first := !s.checked
-	start := s.cfg.Now()
-	s.lastCheck, s.checked = start, true
-	cur := s.cur
-	s.mu.Unlock()
+}
 
-	if first {
+// startLocked starts a check in its own goroutine, on a context of its own
+// (RefreshTimeout, cancelled by Close). The first check of the Store first
+// sweeps stale files, in the caller (ctx: its request id is on the log
+// line) and before any file of this Store exists. s.mu must be held.
+func (s *Store) startLocked(ctx context.Context) {
+	if !s.checked {
 		s.sweepStale(ctx)
 	}
-	res := RefreshResult{}
-	if cur != nil {
-		res.Serving = cur.version
+	start := s.cfg.Now()
+	s.lastCheck, s.checked = start, true
+	var serving *Version
+	if s.cur != nil {
+		v := s.cur.version
+		serving = &v
 	}
-	next, v, err := s.load(ctx, cur)
+	r := &refresh{done: make(chan struct{})}
+	s.refresh = r
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(r.done)
+		ctx, cancel := context.WithTimeout(s.base, s.cfg.RefreshTimeout)
+		defer cancel()
+		r.res = s.check(ctx, serving, start)
+	}()
+}
+
+// check looks for a version newer than serving (nil: none served yet) and
+// swaps it in.
+func (s *Store) check(ctx context.Context, serving *Version, start time.Time) RefreshResult {
+	res := RefreshResult{}
+	if serving != nil {
+		res.Serving = *serving
+	}
+	next, v, err := s.load(ctx, serving)
 	res.Version = v
 	s.mu.Lock()
 	switch {
@@ -204,19 +347,22 @@ func (s *Store) checkLocked(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	res.Took = s.cfg.Now().Sub(start)
-	s.report(ctx, res)
+	return res
 }
 
-// load stats the source and, for a version other than cur (and other than
-// the last bad one), fetches and validates it. It returns nil, v, nil when
-// cur is still current.
-func (s *Store) load(ctx context.Context, cur *snapshot) (*snapshot, Version, error) {
+// load stats the source and, for a version other than serving (and other
+// than the last refused one), fetches and validates it. It returns nil, v,
+// nil when serving is still current. A version exported before serving is
+// refused (ErrOlderSnapshot); one exported at the same time is taken (a
+// re-export: System A ran its batch again for the same point in time, say
+// to correct rows; its freshness is the same, so nothing goes back in time).
+func (s *Store) load(ctx context.Context, serving *Version) (*snapshot, Version, error) {
 	for attempt := 0; ; attempt++ {
 		v, err := s.cfg.Source.Stat(ctx)
 		if err != nil {
 			return nil, Version{}, err
 		}
-		if cur != nil && cur.version.Same(v) {
+		if serving != nil && serving.Same(v) {
 			return nil, v, nil
 		}
 		s.mu.Lock()
@@ -229,7 +375,14 @@ func (s *Store) load(ctx context.Context, cur *snapshot) (*snapshot, Version, er
 		if errors.Is(err, ErrChanged) && attempt == 0 {
 			continue // replaced between Stat and Fetch: look again, once
 		}
-		if errors.Is(err, ErrInvalidSnapshot) {
+		if err == nil && serving != nil && next.version.ExportedAt.Before(serving.ExportedAt) {
+			v = next.version
+			next.close() //nolint:errcheck // nobody saw it
+			next = nil
+			err = fmt.Errorf("systema: snapshot %s exported at %s, before the one served (%s, exported at %s): %w",
+				v, v.ExportedAt.Format(time.RFC3339), serving, serving.ExportedAt.Format(time.RFC3339), ErrOlderSnapshot)
+		}
+		if errors.Is(err, ErrInvalidSnapshot) || errors.Is(err, ErrOlderSnapshot) {
 			s.mu.Lock()
 			s.bad, s.badErr = v, err
 			s.mu.Unlock()
@@ -292,11 +445,15 @@ func (s *Store) sweepStale(ctx context.Context) {
 	}
 }
 
-// report logs a check (with the caller's context, so the Lambda request id
-// is on the line) and calls the hook. Logs carry versions and errors, never
-// customer data.
+// report logs a check (with the context of the Acquire that saw it end, so
+// that request's id is on the line) and calls the hook. Logs carry versions,
+// export times and errors, never customer data.
 func (s *Store) report(ctx context.Context, r RefreshResult) {
 	switch {
+	case errors.Is(r.Err, ErrOlderSnapshot):
+		s.log.WarnContext(ctx, "systema: refused a snapshot exported before the one served; serving the newer one",
+			"error", r.Err.Error(), "refused", r.Version.String(), "refused_exported_at", r.Version.ExportedAt,
+			"serving", r.Serving.String(), "exported_at", r.Serving.ExportedAt, "took", r.Took)
 	case r.Err != nil && r.Kept:
 		s.log.WarnContext(ctx, "systema: snapshot refresh failed; serving the last good snapshot",
 			"error", r.Err.Error(), "serving", r.Serving.String(), "exported_at", r.Serving.ExportedAt, "took", r.Took)
@@ -331,19 +488,23 @@ func (s *Store) releaseLocked(snap *snapshot) {
 	}
 }
 
-// Close stops serving: the current snapshot is closed and its file removed
-// once every pin is released. Acquire fails afterwards. Close is idempotent.
+// Close stops serving: a refresh in progress is cancelled and waited for,
+// and the current snapshot is closed and its file removed once every pin is
+// released. Acquire fails afterwards. Close is idempotent.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	s.stop()
 	if s.cur != nil {
 		cur := s.cur
 		s.cur = nil
 		s.releaseLocked(cur)
 	}
+	s.mu.Unlock()
+	s.wg.Wait() // the refresh takes s.mu to swap: not held here
 	return nil
 }

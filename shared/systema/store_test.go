@@ -465,14 +465,28 @@ func TestNewStoreConfig(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("no Source accepted")
 	}
-	if _, err := New(Config{Source: NewFileSource("/x.db"), RefreshEvery: -time.Second}); err == nil {
-		t.Fatal("negative RefreshEvery accepted")
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"RefreshEvery", Config{RefreshEvery: -time.Second}},
+		{"RefreshReserve", Config{RefreshReserve: -time.Second}},
+		{"RefreshTimeout", Config{RefreshTimeout: -time.Second}},
+	} {
+		t.Run("negative "+tc.name, func(t *testing.T) {
+			tc.cfg.Source = NewFileSource("/x.db")
+			if _, err := New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.name) {
+				t.Fatalf("err = %v, want one naming %s", err, tc.name)
+			}
+		})
 	}
 	st, err := New(Config{Source: NewFileSource("/x.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.cfg.RefreshEvery != DefaultRefreshEvery || st.cfg.Dir != os.TempDir() || st.cfg.Now == nil {
+	defer st.Close()
+	if st.cfg.RefreshEvery != DefaultRefreshEvery || st.cfg.RefreshReserve != DefaultRefreshReserve ||
+		st.cfg.RefreshTimeout != DefaultRefreshTimeout || st.cfg.Dir != os.TempDir() || st.cfg.Now == nil || st.cfg.After == nil {
 		t.Fatalf("defaults not filled: %+v", st.cfg)
 	}
 }

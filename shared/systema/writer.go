@@ -17,8 +17,9 @@ import (
 
 // ErrBadRecord is returned (wrapped) by WriteSnapshot for a record that cannot
 // be stored in a schema v1 snapshot (no email, no lastUpdated, a boolean field
-// that is not "true", "false" or "").
-var ErrBadRecord = errors.New("systema: record does not fit the snapshot schema")
+// that is not "true", "false" or ""). Its kind is merge.ErrInvalid: the
+// caller's input is wrong.
+var ErrBadRecord = newError("systema: record does not fit the snapshot schema", merge.ErrInvalid)
 
 // WriteSnapshotOptions changes how WriteSnapshotWithOptions lays out a snapshot.
 // The zero value writes exactly what System A's batch writes.
@@ -50,6 +51,11 @@ func WriteSnapshotWithOptions(ctx context.Context, path string, exportedAt time.
 	removeTemp(tmp)
 	if err := writeFile(ctx, tmp, exportedAt, records, opts); err != nil {
 		removeTemp(tmp)
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			// database/sql closes the statements of a cancelled
+			// transaction asynchronously: the symptom may come first.
+			return fmt.Errorf("systema: write snapshot: %w (%v)", cerr, err)
+		}
 		return fmt.Errorf("systema: write snapshot: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

@@ -55,6 +55,10 @@ const (
 	// SnapshotRefreshFailures counts failed System A snapshot refreshes
 	// while the last good snapshot keeps being served (Count).
 	SnapshotRefreshFailures = "systema.snapshot_refresh_failures.total"
+	// SnapshotRejectedOlder counts System A snapshot refreshes that refused
+	// a snapshot exported before the one served (it keeps serving); counted
+	// on every check while the older object is the current one (Count).
+	SnapshotRejectedOlder = "systema.snapshot_rejected_older.total"
 	// ReconcileCustomers counts customers visited by a reconciliation run (Count).
 	ReconcileCustomers = "reconcile.customers.total"
 	// ReconcileOutOfSync counts customers found not in sync by a
