@@ -11,11 +11,6 @@ import (
 	"github.com/acme/unified-customer-service/shared/merge"
 )
 
-// ErrBadData is returned (wrapped) when System B sends a document that breaks
-// its contract (invalid JSON, a wrong type, a missing or unparsable
-// lastUpdated). Nothing of such a document is used.
-var ErrBadData = errors.New("systemb: data breaks the System B contract")
-
 // The codec is driven by merge.Fields: a field's Path is its JSON path in
 // System B's document ("address.city" is member city of object address).
 // Fields of one nested object must be contiguous in the table.
