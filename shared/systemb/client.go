@@ -33,16 +33,6 @@ const (
 // a retry with less could not get an answer and only adds load.
 const minAttemptTime = 50 * time.Millisecond
 
-// TokenFunc returns the bearer token for System B. It is called once per Get
-// and once per List page, so a source that looks the token up remotely
-// should cache it.
-type TokenFunc func(ctx context.Context) (string, error)
-
-// StaticToken returns a TokenFunc that always gives tok.
-func StaticToken(tok string) TokenFunc {
-	return func(context.Context) (string, error) { return tok, nil }
-}
-
 // Call describes one HTTP request to System B, for Config.OnCall (one
 // system_b.latency sample per call). Status is 0 when no response came.
 type Call struct {
@@ -61,6 +51,19 @@ type Config struct {
 	// Token gives the bearer token (a static one, or a cached Secrets
 	// Manager lookup).
 	Token TokenFunc
+	// RefreshToken, when set, reads the token again bypassing any cache of
+	// Token (and should update that cache). When System B refuses a token
+	// (401 or 403), the call refreshes it once and makes one more request
+	// with the new token; refused again, it fails with ErrUnauthorized.
+	// Calls refused with a token read before a refresh completed share that
+	// refresh instead of making their own, so a rotation costs one refresh,
+	// not one per call in flight. Nil (the default, as for a static token):
+	// a refusal is final.
+	RefreshToken TokenFunc
+	// OnTokenRefresh is called after every refresh RefreshToken made (not
+	// those shared), with its error (nil on success), for a metric and a
+	// log line. It must be safe for concurrent use (default: nothing).
+	OnTokenRefresh func(err error)
 	// Timeout bounds each HTTP request (default 2s). It is further cut to
 	// the caller's deadline minus DeadlineReserve.
 	Timeout time.Duration
@@ -107,9 +110,10 @@ type Config struct {
 // Client reads customers from System B API v1. It is safe for concurrent
 // use. It never writes to System B.
 type Client struct {
-	cfg  Config
-	base string // BaseURL without a trailing slash
-	hc   *http.Client
+	cfg     Config
+	base    string // BaseURL without a trailing slash
+	hc      *http.Client
+	refresh *refresher // nil without Config.RefreshToken
 }
 
 // New validates cfg, fills its defaults and returns a Client.
@@ -156,13 +160,20 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Budget == nil {
 		cfg.Budget = NewRetryBudget(0, 0, 0, cfg.Now)
 	}
+	if cfg.OnTokenRefresh == nil {
+		cfg.OnTokenRefresh = func(error) {}
+	}
 	hc := &http.Client{Transport: defaultTransport()}
 	if cfg.HTTPClient != nil {
 		*hc = *cfg.HTTPClient
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	cfg.HTTPClient = hc
-	return &Client{cfg: cfg, base: strings.TrimRight(u.String(), "/"), hc: hc}, nil
+	c := &Client{cfg: cfg, base: strings.TrimRight(u.String(), "/"), hc: hc}
+	if cfg.RefreshToken != nil {
+		c.refresh = newRefresher(cfg.RefreshToken, cfg.OnTokenRefresh)
+	}
+	return c, nil
 }
 
 func defaultRand() float64 { return rand.Float64() }
@@ -230,6 +241,7 @@ func (c *Client) fetch(ctx context.Context, op, u string, limit int64, buf *byte
 	fail := func(attempts, status int, sentinel, cause error) (int, error) {
 		return attempts, &Error{Op: op, Status: status, Attempts: attempts, Err: sentinel, Cause: cause}
 	}
+	gen := c.refresh.generation() // before Token: a refresh after this one is news to this call
 	tok, err := c.cfg.Token(ctx)
 	if err != nil {
 		return fail(0, 0, ErrUnavailable, fmt.Errorf("token source: %w", err))
@@ -237,6 +249,8 @@ func (c *Client) fetch(ctx context.Context, op, u string, limit int64, buf *byte
 	if tok == "" {
 		return fail(0, 0, ErrUnauthorized, errors.New("token source gave an empty token"))
 	}
+	maxAttempts := c.cfg.MaxAttempts
+	refreshed := false
 	for attempt := 1; ; attempt++ {
 		actx, cancel, timeout, err := c.attemptContext(ctx)
 		if err != nil {
@@ -247,7 +261,23 @@ func (c *Client) fetch(ctx context.Context, op, u string, limit int64, buf *byte
 		if o.err == nil {
 			return attempt, nil
 		}
-		if !o.retry || attempt >= c.cfg.MaxAttempts {
+		if o.err.Err == ErrUnauthorized && c.refresh != nil && !refreshed {
+			// A rotated token: read it again (or take the one a concurrent
+			// call just read) and ask once more. The extra request is not a
+			// retry of a failing System B: no backoff, no budget.
+			refreshed = true
+			if tok, err = c.refresh.fresh(ctx, gen); err != nil {
+				o.err.Cause = fmt.Errorf("token refresh: %w", err)
+				return attempt, o.err
+			}
+			if tok == "" {
+				o.err.Cause = errors.New("token refresh gave an empty token")
+				return attempt, o.err
+			}
+			maxAttempts++
+			continue
+		}
+		if !o.retry || attempt >= maxAttempts {
 			return attempt, o.err
 		}
 		wait := c.cfg.Backoff(attempt)

@@ -31,12 +31,13 @@
 //
 // Every error is an *Error (Op, Status, Attempts) wrapping one sentinel,
 // and through it the sentinel's merge.ErrorKind (ErrInvalidArgument is
-// merge.ErrInvalid, the others their namesakes):
-// ErrNotFound (404 on a get), ErrUnauthorized (401, 403, empty token),
-// ErrBadData (the contract is broken: invalid JSON, a truncated body, a
-// body over Config.MaxBodyBytes or Config.MaxPageBytes, a got record
-// without a valid lastUpdated or email, a get answered with another
-// customer, a list page out of join order, a 2xx other than 200), ErrInvalidArgument (an
+// merge.ErrInvalid, the others their namesakes): ErrNotFound (404 on a
+// get), ErrUnauthorized (401, 403, empty token; with Config.RefreshToken,
+// after one refresh of the token and one more request), ErrBadData (the
+// contract is broken: invalid JSON, a truncated body, a body over
+// Config.MaxBodyBytes or Config.MaxPageBytes, a got record without a valid
+// lastUpdated or email, a get answered with another customer, a list page
+// out of join order, a 2xx other than 200), ErrInvalidArgument (an
 // empty email, a bad page size) or ErrUnavailable (everything else). A body
 // over the cap is ErrBadData rather than ErrUnavailable because no customer
 // or page can legitimately be that large: it is a contract breach, and

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/acme/unified-customer-service/shared/merge"
@@ -36,6 +37,9 @@ type listServer struct {
 	// status, when set before the first request, gives the status of
 	// request n (1-based); 200 serves the page.
 	status func(n int) int
+	// token, when set, is the token accepted (testToken when nil); others
+	// are refused with 401.
+	token atomic.Pointer[string]
 }
 
 const cursorPrefix = "c+/=&?# ü:"
@@ -48,7 +52,15 @@ func newListServer(t *testing.T, rs []merge.Record, mutate func(page int, body [
 			w.WriteHeader(ls.status(n))
 			return
 		}
-		if r.URL.Path != "/customers" || r.Header.Get("Authorization") != "Bearer "+testToken {
+		tok := testToken
+		if p := ls.token.Load(); p != nil {
+			tok = *p
+		}
+		if r.Header.Get("Authorization") != "Bearer "+tok {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path != "/customers" {
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
