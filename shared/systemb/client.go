@@ -61,9 +61,10 @@ type Config struct {
 	// a refusal is final.
 	RefreshToken TokenFunc
 	// OnTokenRefresh is called after every refresh RefreshToken made (not
-	// those shared), with its error (nil on success), for a metric and a
-	// log line. It must be safe for concurrent use (default: nothing).
-	OnTokenRefresh func(err error)
+	// those shared), with the refreshing call's context and the refresh's
+	// error (nil on success), for a metric and a log line. It must be safe
+	// for concurrent use (default: nothing).
+	OnTokenRefresh func(ctx context.Context, err error)
 	// Timeout bounds each HTTP request (default 2s). It is further cut to
 	// the caller's deadline minus DeadlineReserve.
 	Timeout time.Duration
@@ -71,10 +72,12 @@ type Config struct {
 	// the caller to answer (default 250ms). When less than nothing is left,
 	// a call fails with ErrUnavailable without a request.
 	DeadlineReserve time.Duration
-	// HTTPClient sends the requests (default: a new client over a clone of
-	// http.DefaultTransport keeping 32 idle connections per host). Pass an instrumented client to trace calls. The
-	// Client uses a copy whose CheckRedirect never follows redirects: a 3xx is
-	// a System B failure. It must not retry by itself.
+	// HTTPClient sends the requests (default: a new client over
+	// NewTransport()). To trace calls, pass an instrumented client whose
+	// transport ends in NewTransport(): a client with a nil Transport uses
+	// http.DefaultTransport, which keeps only 2 idle connections per host.
+	// The Client uses a copy whose CheckRedirect never follows redirects: a
+	// 3xx is a System B failure. It must not retry by itself.
 	HTTPClient *http.Client
 	// MaxAttempts bounds the requests of one Get or one page (default 3).
 	MaxAttempts int
@@ -161,9 +164,9 @@ func New(cfg Config) (*Client, error) {
 		cfg.Budget = NewRetryBudget(0, 0, 0, cfg.Now)
 	}
 	if cfg.OnTokenRefresh == nil {
-		cfg.OnTokenRefresh = func(error) {}
+		cfg.OnTokenRefresh = func(context.Context, error) {}
 	}
-	hc := &http.Client{Transport: defaultTransport()}
+	hc := &http.Client{Transport: NewTransport()}
 	if cfg.HTTPClient != nil {
 		*hc = *cfg.HTTPClient
 	}
@@ -178,15 +181,24 @@ func New(cfg Config) (*Client, error) {
 
 func defaultRand() float64 { return rand.Float64() }
 
-// defaultTransport is http.DefaultTransport keeping more idle connections
-// to System B, for concurrent Gets (sync) and the pager's prefetch.
-func defaultTransport() http.RoundTripper {
-	t, ok := http.DefaultTransport.(*http.Transport)
-	if !ok {
-		return http.DefaultTransport
+// MaxIdleConnsPerHost is the idle connections to System B that
+// NewTransport keeps.
+const MaxIdleConnsPerHost = 32
+
+// NewTransport returns the transport for System B: a clone of
+// http.DefaultTransport (proxy settings, dial and TLS timeouts, HTTP/2)
+// keeping MaxIdleConnsPerHost idle connections per host instead of 2, so
+// that concurrent Gets (sync) and the pager's prefetch reuse connections
+// rather than opening new ones. Build one per Client and wrap it, not
+// replace it, to instrument calls.
+func NewTransport() *http.Transport {
+	var t *http.Transport
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = dt.Clone()
+	} else {
+		t = new(http.Transport)
 	}
-	t = t.Clone()
-	t.MaxIdleConnsPerHost = 32
+	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
 	return t
 }
 

@@ -24,7 +24,7 @@ func StaticToken(tok string) TokenFunc {
 // call refused again makes its own.
 type refresher struct {
 	refresh TokenFunc
-	done    func(error)
+	done    func(context.Context, error)
 	turn    chan struct{} // holds one value while a refresh runs
 
 	mu  sync.Mutex
@@ -33,7 +33,7 @@ type refresher struct {
 	err error  // and its error
 }
 
-func newRefresher(refresh TokenFunc, done func(error)) *refresher {
+func newRefresher(refresh TokenFunc, done func(context.Context, error)) *refresher {
 	return &refresher{refresh: refresh, done: done, turn: make(chan struct{}, 1)}
 }
 
@@ -70,6 +70,6 @@ func (r *refresher) fresh(ctx context.Context, gen uint64) (string, error) {
 	r.gen++
 	r.tok, r.err = tok, err
 	r.mu.Unlock()
-	r.done(err)
+	r.done(ctx, err)
 	return tok, err
 }

@@ -122,7 +122,7 @@ func refreshClient(t *testing.T, ts *tokenServer, sec *rotatingSecret) (*Client,
 	c, _ := newClient(t, ts.URL, func(c *Config) {
 		c.Token = sec.Token
 		c.RefreshToken = sec.Refresh
-		c.OnTokenRefresh = func(err error) {
+		c.OnTokenRefresh = func(_ context.Context, err error) {
 			done.Add(1)
 			if err != nil {
 				failed.Add(1)
