@@ -253,7 +253,9 @@ func (c *Client) fetch(ctx context.Context, op, u string, limit int64, buf *byte
 	fail := func(attempts, status int, sentinel, cause error) (int, error) {
 		return attempts, &Error{Op: op, Status: status, Attempts: attempts, Err: sentinel, Cause: cause}
 	}
-	gen := c.refresh.generation() // before Token: a refresh after this one is news to this call
+	// Noted before reading the token: a refresh that completes after this
+	// point may hold a newer token than the one read.
+	gen := c.refresh.generation()
 	tok, err := c.cfg.Token(ctx)
 	if err != nil {
 		return fail(0, 0, ErrUnavailable, fmt.Errorf("token source: %w", err))
