@@ -121,22 +121,33 @@ func New(ctx context.Context, o Options) (*App, error) {
 		return nil, fmt.Errorf("%s: System A store: %w", o.Function, err)
 	}
 
-	token := systemb.StaticToken(cfg.SystemBToken)
-	if cfg.SystemBToken == "" {
-		token = secretToken(secretsmanager.NewFromConfig(awsCfg), cfg.SystemBSecretARN, time.Hour)
-	}
-	a.Client, err = systemb.New(systemb.Config{
+	bcfg := systemb.Config{
 		BaseURL: cfg.SystemBURL,
-		Token:   token,
+		Token:   systemb.StaticToken(cfg.SystemBToken),
 		Timeout: cfg.SystemBTimeout,
 		// Four attempts ride out three consecutive 5xx (a rolling restart of
 		// System B); the retry budget still caps retries during an outage.
 		MaxAttempts: 4,
-		HTTPClient:  tracing.HTTPClient(&http.Client{}),
+		// Tracing wraps the tuned transport (MaxIdleConnsPerHost), never
+		// http.DefaultTransport with its 2 idle connections per host.
+		HTTPClient: tracing.HTTPClient(&http.Client{Transport: systemb.NewTransport()}),
 		OnCall: func(c systemb.Call) {
 			a.Metrics.Observe(emf.SystemBLatency, float64(c.Duration.Microseconds())/1000, emf.Milliseconds)
 		},
-	})
+	}
+	if cfg.SystemBToken == "" {
+		sec := &secretToken{client: secretsmanager.NewFromConfig(awsCfg), arn: cfg.SystemBSecretARN, ttl: time.Hour, now: time.Now}
+		bcfg.Token, bcfg.RefreshToken = sec.Token, sec.Refresh
+		bcfg.OnTokenRefresh = func(ctx context.Context, err error) {
+			a.Metrics.Count(emf.SystemBTokenRefreshes, 1)
+			if err != nil {
+				a.Log.WarnContext(ctx, "System B refused its token; reading it again from Secrets Manager failed", "err", err.Error())
+				return
+			}
+			a.Log.InfoContext(ctx, "System B refused its token; read it again from Secrets Manager")
+		}
+	}
+	a.Client, err = systemb.New(bcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvSystemBURL, err)
 	}
@@ -203,30 +214,57 @@ func requestID(ctx context.Context) string {
 	return ""
 }
 
-// secretToken reads System B's token from Secrets Manager once per ttl per
-// execution environment.
-func secretToken(client *secretsmanager.Client, arn string, ttl time.Duration) systemb.TokenFunc {
-	var mu sync.Mutex
-	var tok string
-	var at time.Time
-	return func(ctx context.Context) (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if tok != "" && time.Since(at) < ttl {
-			return tok, nil
-		}
-		ctx, end := tracing.Start(ctx, "secretsmanager.system_b_token")
-		out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
-		end(err)
-		if err != nil {
-			return "", fmt.Errorf("app: read %s: %w", config.EnvSystemBTokenSecretARN, err)
-		}
-		if out.SecretString == nil || strings.TrimSpace(*out.SecretString) == "" {
-			return "", fmt.Errorf("app: %s: the secret has no string value", config.EnvSystemBTokenSecretARN)
-		}
-		tok, at = strings.TrimSpace(*out.SecretString), time.Now()
-		return tok, nil
+// secretsAPI is the part of the Secrets Manager client secretToken uses.
+type secretsAPI interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// secretToken is System B's token in Secrets Manager, read once per ttl per
+// execution environment (Token), or at once when System B refused the
+// cached one (Refresh, after a rotation). It is safe for concurrent use.
+type secretToken struct {
+	client secretsAPI
+	arn    string
+	ttl    time.Duration
+	now    func() time.Time
+
+	mu  sync.Mutex
+	tok string
+	at  time.Time // when tok was read
+}
+
+// Token returns the cached token, reading it when there is none or it is
+// older than ttl.
+func (s *secretToken) Token(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok != "" && s.now().Sub(s.at) < s.ttl {
+		return s.tok, nil
 	}
+	return s.read(ctx)
+}
+
+// Refresh reads the token again, bypassing the cache, and caches it. On
+// error the cached token is kept.
+func (s *secretToken) Refresh(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.read(ctx)
+}
+
+// read reads the secret into the cache; s.mu is held.
+func (s *secretToken) read(ctx context.Context) (string, error) {
+	ctx, end := tracing.Start(ctx, "secretsmanager.system_b_token")
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.arn)})
+	end(err)
+	if err != nil {
+		return "", fmt.Errorf("app: read %s: %w", config.EnvSystemBTokenSecretARN, err)
+	}
+	if out.SecretString == nil || strings.TrimSpace(*out.SecretString) == "" {
+		return "", fmt.Errorf("app: %s: the secret has no string value", config.EnvSystemBTokenSecretARN)
+	}
+	s.tok, s.at = strings.TrimSpace(*out.SecretString), s.now()
+	return s.tok, nil
 }
 
 // Adapters from the concrete adapters to the interfaces of unified and

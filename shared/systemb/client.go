@@ -33,16 +33,6 @@ const (
 // a retry with less could not get an answer and only adds load.
 const minAttemptTime = 50 * time.Millisecond
 
-// TokenFunc returns the bearer token for System B. It is called once per Get
-// and once per List page, so a source that looks the token up remotely
-// should cache it.
-type TokenFunc func(ctx context.Context) (string, error)
-
-// StaticToken returns a TokenFunc that always gives tok.
-func StaticToken(tok string) TokenFunc {
-	return func(context.Context) (string, error) { return tok, nil }
-}
-
 // Call describes one HTTP request to System B, for Config.OnCall (one
 // system_b.latency sample per call). Status is 0 when no response came.
 type Call struct {
@@ -61,6 +51,20 @@ type Config struct {
 	// Token gives the bearer token (a static one, or a cached Secrets
 	// Manager lookup).
 	Token TokenFunc
+	// RefreshToken, when set, reads the token again bypassing any cache of
+	// Token (and should update that cache). When System B refuses a token
+	// (401 or 403), the call refreshes it once and makes one more request
+	// with the new token; refused again, it fails with ErrUnauthorized.
+	// Calls refused with a token read before a refresh completed share that
+	// refresh instead of making their own, so a rotation costs one refresh,
+	// not one per call in flight. Nil (the default, as for a static token):
+	// a refusal is final.
+	RefreshToken TokenFunc
+	// OnTokenRefresh is called after every refresh RefreshToken made (not
+	// those shared), with the refreshing call's context and the refresh's
+	// error (nil on success), for a metric and a log line. It must be safe
+	// for concurrent use (default: nothing).
+	OnTokenRefresh func(ctx context.Context, err error)
 	// Timeout bounds each HTTP request (default 2s). It is further cut to
 	// the caller's deadline minus DeadlineReserve.
 	Timeout time.Duration
@@ -68,10 +72,12 @@ type Config struct {
 	// the caller to answer (default 250ms). When less than nothing is left,
 	// a call fails with ErrUnavailable without a request.
 	DeadlineReserve time.Duration
-	// HTTPClient sends the requests (default: a new client over a clone of
-	// http.DefaultTransport keeping 32 idle connections per host). Pass an instrumented client to trace calls. The
-	// Client uses a copy whose CheckRedirect never follows redirects: a 3xx is
-	// a System B failure. It must not retry by itself.
+	// HTTPClient sends the requests (default: a new client over
+	// NewTransport()). To trace calls, pass an instrumented client whose
+	// transport ends in NewTransport(): a client with a nil Transport uses
+	// http.DefaultTransport, which keeps only 2 idle connections per host.
+	// The Client uses a copy whose CheckRedirect never follows redirects: a
+	// 3xx is a System B failure. It must not retry by itself.
 	HTTPClient *http.Client
 	// MaxAttempts bounds the requests of one Get or one page (default 3).
 	MaxAttempts int
@@ -107,9 +113,10 @@ type Config struct {
 // Client reads customers from System B API v1. It is safe for concurrent
 // use. It never writes to System B.
 type Client struct {
-	cfg  Config
-	base string // BaseURL without a trailing slash
-	hc   *http.Client
+	cfg     Config
+	base    string // BaseURL without a trailing slash
+	hc      *http.Client
+	refresh *refresher // nil without Config.RefreshToken
 }
 
 // New validates cfg, fills its defaults and returns a Client.
@@ -156,26 +163,42 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Budget == nil {
 		cfg.Budget = NewRetryBudget(0, 0, 0, cfg.Now)
 	}
-	hc := &http.Client{Transport: defaultTransport()}
+	if cfg.OnTokenRefresh == nil {
+		cfg.OnTokenRefresh = func(context.Context, error) {}
+	}
+	hc := &http.Client{Transport: NewTransport()}
 	if cfg.HTTPClient != nil {
 		*hc = *cfg.HTTPClient
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	cfg.HTTPClient = hc
-	return &Client{cfg: cfg, base: strings.TrimRight(u.String(), "/"), hc: hc}, nil
+	c := &Client{cfg: cfg, base: strings.TrimRight(u.String(), "/"), hc: hc}
+	if cfg.RefreshToken != nil {
+		c.refresh = newRefresher(cfg.RefreshToken, cfg.OnTokenRefresh)
+	}
+	return c, nil
 }
 
 func defaultRand() float64 { return rand.Float64() }
 
-// defaultTransport is http.DefaultTransport keeping more idle connections
-// to System B, for concurrent Gets (sync) and the pager's prefetch.
-func defaultTransport() http.RoundTripper {
-	t, ok := http.DefaultTransport.(*http.Transport)
-	if !ok {
-		return http.DefaultTransport
+// MaxIdleConnsPerHost is the idle connections to System B that
+// NewTransport keeps.
+const MaxIdleConnsPerHost = 32
+
+// NewTransport returns the transport for System B: a clone of
+// http.DefaultTransport (proxy settings, dial and TLS timeouts, HTTP/2)
+// keeping MaxIdleConnsPerHost idle connections per host instead of 2, so
+// that concurrent Gets (sync) and the pager's prefetch reuse connections
+// rather than opening new ones. Build one per Client and wrap it, not
+// replace it, to instrument calls.
+func NewTransport() *http.Transport {
+	var t *http.Transport
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = dt.Clone()
+	} else {
+		t = new(http.Transport)
 	}
-	t = t.Clone()
-	t.MaxIdleConnsPerHost = 32
+	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
 	return t
 }
 
@@ -230,6 +253,9 @@ func (c *Client) fetch(ctx context.Context, op, u string, limit int64, buf *byte
 	fail := func(attempts, status int, sentinel, cause error) (int, error) {
 		return attempts, &Error{Op: op, Status: status, Attempts: attempts, Err: sentinel, Cause: cause}
 	}
+	// Noted before reading the token: a refresh that completes after this
+	// point may hold a newer token than the one read.
+	gen := c.refresh.generation()
 	tok, err := c.cfg.Token(ctx)
 	if err != nil {
 		return fail(0, 0, ErrUnavailable, fmt.Errorf("token source: %w", err))
@@ -237,6 +263,8 @@ func (c *Client) fetch(ctx context.Context, op, u string, limit int64, buf *byte
 	if tok == "" {
 		return fail(0, 0, ErrUnauthorized, errors.New("token source gave an empty token"))
 	}
+	maxAttempts := c.cfg.MaxAttempts
+	refreshed := false
 	for attempt := 1; ; attempt++ {
 		actx, cancel, timeout, err := c.attemptContext(ctx)
 		if err != nil {
@@ -247,7 +275,23 @@ func (c *Client) fetch(ctx context.Context, op, u string, limit int64, buf *byte
 		if o.err == nil {
 			return attempt, nil
 		}
-		if !o.retry || attempt >= c.cfg.MaxAttempts {
+		if o.err.Err == ErrUnauthorized && c.refresh != nil && !refreshed {
+			// A rotated token: read it again (or take the one a concurrent
+			// call just read) and ask once more. The extra request is not a
+			// retry of a failing System B: no backoff, no budget.
+			refreshed = true
+			if tok, err = c.refresh.fresh(ctx, gen); err != nil {
+				o.err.Cause = fmt.Errorf("token refresh: %w", err)
+				return attempt, o.err
+			}
+			if tok == "" {
+				o.err.Cause = errors.New("token refresh gave an empty token")
+				return attempt, o.err
+			}
+			maxAttempts++
+			continue
+		}
+		if !o.retry || attempt >= maxAttempts {
 			return attempt, o.err
 		}
 		wait := c.cfg.Backoff(attempt)

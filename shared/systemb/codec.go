@@ -11,11 +11,6 @@ import (
 	"github.com/acme/unified-customer-service/shared/merge"
 )
 
-// ErrBadData is returned (wrapped) when System B sends a document that breaks
-// its contract (invalid JSON, a wrong type, a missing or unparsable
-// lastUpdated). Nothing of such a document is used.
-var ErrBadData = errors.New("systemb: data breaks the System B contract")
-
 // The codec is driven by merge.Fields: a field's Path is its JSON path in
 // System B's document ("address.city" is member city of object address).
 // Fields of one nested object must be contiguous in the table.
@@ -31,6 +26,7 @@ type layout struct {
 type members struct {
 	top    map[string]member
 	nested []map[string]merge.FieldID // by member.group
+	names  []string                   // the nested objects' names, by member.group
 }
 
 // member is a top-level member: a field (group < 0) or a nested object.
@@ -93,6 +89,7 @@ func buildMembers() members {
 			g = len(m.nested)
 			groups[parent] = g
 			m.nested = append(m.nested, map[string]merge.FieldID{})
+			m.names = append(m.names, parent)
 			m.top[parent] = member{group: g}
 		}
 		m.nested[g][name] = merge.FieldID(i)
@@ -146,19 +143,41 @@ func UnmarshalCustomer(data []byte) (*merge.Record, error) {
 	return r, nil
 }
 
+// decodedPage is a decoded list page.
+type decodedPage struct {
+	// items holds every item in page order; a bad item's slot is the zero
+	// Record.
+	items []merge.Record
+	// bad lists the items that do not fit the contract, in page order.
+	bad  []badItem
+	next string // the cursor of the next page, when more
+	more bool   // nextCursor was not null
+}
+
+// badItem is an item of a page that is valid JSON but not a valid
+// customer.
+type badItem struct {
+	index  int    // in decodedPage.items
+	reason string // names fields, never values
+}
+
 // decodePage decodes a list page {"items": [...], "nextCursor": "..."|null}
-// appending its records to dst. Both members are required; nextCursor is a
-// non-empty string (more is true) or null (the last page).
-func decodePage(data []byte, dst []merge.Record) (items []merge.Record, next string, more bool, err error) {
+// into dst, reusing its slices. Both members are required; nextCursor is a
+// non-empty string (more is true) or null (the last page). The envelope
+// must be valid JSON: an error (wrapping ErrBadData) is a failure of the
+// whole page. An item that is valid JSON but not a valid customer (not an
+// object, a wrong type, no email, no valid lastUpdated) is listed in
+// dst.bad and the other items are kept.
+func decodePage(data []byte, dst *decodedPage) error {
 	d := decoder{data: data}
-	dst, next, more, err = d.page(dst)
+	err := d.page(dst)
 	if err == nil {
 		err = d.end()
 	}
 	if err != nil {
-		return dst, "", false, fmt.Errorf("systemb: decode page: %w: %v", ErrBadData, err)
+		return fmt.Errorf("systemb: decode page: %w: %v", ErrBadData, err)
 	}
-	return dst, next, more, nil
+	return nil
 }
 
 // maxDepth bounds the nesting of skipped values.
@@ -173,8 +192,17 @@ type decoder struct {
 	scratch []byte // the values of the record being read
 }
 
+// decodeError is an error of the decoder at a byte offset of the data.
+type decodeError struct {
+	pos int
+	msg string // names fields, never values
+}
+
+// Error renders the offset and the message.
+func (e *decodeError) Error() string { return fmt.Sprintf("at byte %d: %s", e.pos, e.msg) }
+
 func (d *decoder) errorf(format string, args ...any) error {
-	return fmt.Errorf("at byte %d: "+format, append([]any{d.pos}, args...)...)
+	return &decodeError{pos: d.pos, msg: fmt.Sprintf(format, args...)}
 }
 
 func (d *decoder) ws() {
@@ -516,14 +544,14 @@ func (d *decoder) customer(r *merge.Record) error {
 			return field(m.field)
 		}
 		if seenGroup[m.group] {
-			return d.errorf("a nested object given twice")
+			return d.errorf("%s given twice", codecMembers.names[m.group])
 		}
 		seenGroup[m.group] = true
 		if d.literal("null") {
 			return nil
 		}
 		if d.peek() != '{' {
-			return d.errorf("want an object or null")
+			return d.errorf("%s: want an object or null", codecMembers.names[m.group])
 		}
 		nested := codecMembers.nested[m.group]
 		return d.object(func(name []byte) error {
@@ -606,13 +634,10 @@ func parseUTCSeconds(b []byte) (time.Time, bool) {
 	return t, true
 }
 
-// page decodes a list page, appending its items to dst.
-func (d *decoder) page(dst []merge.Record) ([]merge.Record, string, bool, error) {
-	var (
-		next              string
-		more              bool
-		haveItems, haveNC bool
-	)
+// page decodes a list page into dst.
+func (d *decoder) page(dst *decodedPage) error {
+	dst.items, dst.bad, dst.next, dst.more = dst.items[:0], dst.bad[:0], "", false
+	var haveItems, haveNC bool
 	err := d.object(func(name []byte) error {
 		switch string(name) {
 		case "items":
@@ -623,13 +648,7 @@ func (d *decoder) page(dst []merge.Record) ([]merge.Record, string, bool, error)
 			if d.peek() != '[' {
 				return d.errorf("items: want an array")
 			}
-			return d.array(func() error {
-				dst = append(dst, merge.Record{})
-				if err := d.customer(&dst[len(dst)-1]); err != nil {
-					return fmt.Errorf("item %d: %w", len(dst)-1, err)
-				}
-				return nil
-			})
+			return d.array(func() error { return d.item(dst) })
 		case "nextCursor":
 			if haveNC {
 				return d.errorf("nextCursor given twice")
@@ -648,17 +667,49 @@ func (d *decoder) page(dst []merge.Record) ([]merge.Record, string, bool, error)
 			if len(d.scratch) == 0 {
 				return d.errorf("nextCursor is empty")
 			}
-			next, more = string(d.scratch), true
+			dst.next, dst.more = string(d.scratch), true
 			return nil
 		}
 		return d.skip(1)
 	})
 	switch {
 	case err != nil:
+		return err
 	case !haveItems:
-		err = errors.New("items is missing")
+		return errors.New("items is missing")
 	case !haveNC:
-		err = errors.New("nextCursor is missing")
+		return errors.New("nextCursor is missing")
 	}
-	return dst, next, more, err
+	return nil
+}
+
+// item decodes the item at d.pos into a new slot of dst.items. An item
+// that is valid JSON but not a valid customer is skipped whole and listed
+// in dst.bad; an item that is not valid JSON is an error (the page's end
+// cannot be found).
+func (d *decoder) item(dst *decodedPage) error {
+	d.ws()
+	start := d.pos
+	dst.items = append(dst.items, merge.Record{})
+	n := len(dst.items) - 1
+	var err error
+	if d.peek() != '{' {
+		err = errors.New("want an object")
+	} else {
+		err = d.customer(&dst.items[n])
+	}
+	if err == nil {
+		return nil
+	}
+	d.pos = start
+	if serr := d.skip(0); serr != nil {
+		return fmt.Errorf("item %d: %w", n+1, serr)
+	}
+	dst.items[n] = merge.Record{}
+	reason := err.Error()
+	if de, ok := err.(*decodeError); ok { // an offset in a page means nothing to a report
+		reason = de.msg
+	}
+	dst.bad = append(dst.bad, badItem{index: n, reason: reason})
+	return nil
 }

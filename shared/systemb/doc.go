@@ -7,7 +7,11 @@
 // # Calls
 //
 // Client.Get reads one customer; Client.List returns a Pager over all of
-// them in join order. Every HTTP request gets min(Config.Timeout, the
+// them in join order. The Pager decodes a page's items one by one: an item
+// that is not a valid customer is yielded as a *merge.BadRecordError in
+// its place (position "page N item M", a reason naming the field, never its
+// value) and the Pager carries on; only a page whose envelope does not
+// parse ends it. Every HTTP request gets min(Config.Timeout, the
 // caller's deadline minus Config.DeadlineReserve); with nothing left the
 // call fails at once. Redirects are never followed. Config.OnCall sees
 // every request (for the system_b.latency metric).
@@ -25,12 +29,15 @@
 //
 // # Errors
 //
-// Every error is an *Error (Op, Status, Attempts) wrapping one sentinel:
-// ErrNotFound (404 on a get), ErrUnauthorized (401, 403, empty token),
-// ErrBadData (the contract is broken: invalid JSON, a truncated body, a
-// body over Config.MaxBodyBytes or Config.MaxPageBytes, a record without a
-// valid lastUpdated or email, a get answered with another customer, a list
-// page out of join order, a 2xx other than 200), ErrInvalidArgument (an
+// Every error is an *Error (Op, Status, Attempts) wrapping one sentinel,
+// and through it the sentinel's merge.ErrorKind (ErrInvalidArgument is
+// merge.ErrInvalid, the others their namesakes): ErrNotFound (404 on a
+// get), ErrUnauthorized (401, 403, empty token; with Config.RefreshToken,
+// after one refresh of the token and one more request), ErrBadData (the
+// contract is broken: invalid JSON, a truncated body, a body over
+// Config.MaxBodyBytes or Config.MaxPageBytes, a got record without a valid
+// lastUpdated or email, a get answered with another customer, a list page
+// out of join order, a 2xx other than 200), ErrInvalidArgument (an
 // empty email, a bad page size) or ErrUnavailable (everything else). A body
 // over the cap is ErrBadData rather than ErrUnavailable because no customer
 // or page can legitimately be that large: it is a contract breach, and

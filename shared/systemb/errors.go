@@ -5,31 +5,54 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/acme/unified-customer-service/shared/merge"
 )
 
 // The sentinel errors of the System B boundary. Every error the Client
 // returns is an *Error whose Unwrap yields exactly one of them (plus, where
-// known, a cause that never carries an email or a token).
+// known, a cause that never carries an email or a token). Each sentinel
+// wraps its kind of merge.ErrorKind, so callers outside this package ask
+// errors.Is(err, merge.ErrNotFound) or merge.ErrorKindOf(err) without
+// knowing System B.
 var (
 	// ErrNotFound: System B answered 404 to a get; the customer is not in
-	// System B. This is an answer, not a failure.
-	ErrNotFound = errors.New("systemb: customer not found")
+	// System B. This is an answer, not a failure. Kind merge.ErrNotFound.
+	ErrNotFound error = &sentinel{"systemb: customer not found", merge.ErrNotFound}
 
 	// ErrUnavailable: System B could not give an answer: a timeout, a
 	// transport error, 5xx or 429 after the allowed retries, a redirect (never
 	// followed), another non-2xx status, an exhausted retry budget, a
 	// Retry-After that does not fit the remaining time, or no time left
-	// before the caller's deadline.
-	ErrUnavailable = errors.New("systemb: System B unavailable")
+	// before the caller's deadline. Kind merge.ErrUnavailable.
+	ErrUnavailable error = &sentinel{"systemb: System B unavailable", merge.ErrUnavailable}
 
-	// ErrUnauthorized: System B answered 401 or 403, or the token source gave
-	// an empty token. Never retried.
-	ErrUnauthorized = errors.New("systemb: System B refused the credentials")
+	// ErrUnauthorized: System B answered 401 or 403 (again after one
+	// refresh of the token, when Config.RefreshToken is set), or the token
+	// source gave an empty token. Kind merge.ErrUnauthorized.
+	ErrUnauthorized error = &sentinel{"systemb: System B refused the credentials", merge.ErrUnauthorized}
 
 	// ErrInvalidArgument: the caller passed an empty email or a page size
-	// outside 1..1000. No request is made.
-	ErrInvalidArgument = errors.New("systemb: invalid argument")
+	// outside 1..1000. No request is made. Kind merge.ErrInvalid.
+	ErrInvalidArgument error = &sentinel{"systemb: invalid argument", merge.ErrInvalid}
+
+	// ErrBadData: System B sent a document that breaks its contract
+	// (invalid JSON, a wrong type, a missing or unparsable lastUpdated).
+	// Nothing of such a document is used. Kind merge.ErrBadData.
+	ErrBadData error = &sentinel{"systemb: data breaks the System B contract", merge.ErrBadData}
 )
+
+// sentinel is an error of this package that unwraps to its kind.
+type sentinel struct {
+	msg  string
+	kind merge.ErrorKind
+}
+
+// Error returns the sentinel's message.
+func (s *sentinel) Error() string { return s.msg }
+
+// Unwrap returns the sentinel's kind.
+func (s *sentinel) Unwrap() error { return s.kind }
 
 // Operations named in Error.Op and Call.Op.
 const (

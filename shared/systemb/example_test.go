@@ -12,7 +12,8 @@ import (
 	"github.com/acme/unified-customer-service/shared/systemb"
 )
 
-// fakeSystemB serves one customer and a two-page list, as System B API v1.
+// fakeSystemB serves one customer and a two-page list, as System B API v1;
+// the second page holds an item without its lastUpdated.
 func fakeSystemB() *httptest.Server {
 	ada := `{"email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","address":{"city":"London"},"marketingOptIn":true,"lastUpdated":"2026-03-01T12:30:00Z"}`
 	bob := `{"email":"bob@example.com","firstName":"Bob","lastUpdated":"2026-02-01T08:00:00Z"}`
@@ -27,7 +28,7 @@ func fakeSystemB() *httptest.Server {
 		case r.URL.Path == "/customers" && r.URL.Query().Get("cursor") == "":
 			fmt.Fprintf(w, `{"items":[%s],"nextCursor":"page-2"}`, ada)
 		case r.URL.Path == "/customers":
-			fmt.Fprintf(w, `{"items":[%s],"nextCursor":null}`, bob)
+			fmt.Fprintf(w, `{"items":[{"email":"eve@example.com"},%s],"nextCursor":null}`, bob)
 		default:
 			w.WriteHeader(http.StatusNotFound)
 		}
@@ -73,6 +74,10 @@ func ExampleClient_List() {
 	p := c.List(context.Background(), 1000)
 	defer p.Close()
 	for p.Next() {
+		if bad := p.BadRecord(); bad != nil {
+			fmt.Println(bad) // counted and skipped: the Pager carries on
+			continue
+		}
 		fmt.Println(p.Record().Email())
 	}
 	if err := p.Err(); err != nil {
@@ -81,6 +86,7 @@ func ExampleClient_List() {
 	fmt.Println("pages:", p.Pages())
 	// Output:
 	// ada@example.com
+	// systemB: bad record at page 2 item 1: lastUpdated is missing
 	// bob@example.com
 	// pages: 2
 }

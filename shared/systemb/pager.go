@@ -23,6 +23,10 @@ import (
 //	p := client.List(ctx, 1000)
 //	defer p.Close()
 //	for p.Next() {
+//		if bad := p.BadRecord(); bad != nil {
+//			count(bad) // a malformed item; the Pager carries on
+//			continue
+//		}
 //		use(p.Record())
 //	}
 //	if err := p.Err(); err != nil { ... }
@@ -30,12 +34,19 @@ import (
 // A pull iterator (rather than an iter.Seq2) suits the sort-merge join,
 // which advances two sources at its own pace; All adapts it to range.
 //
+// Items are decoded one by one: an item that is valid JSON but not a valid
+// customer (a wrong type, no email, no valid lastUpdated) is a bad record,
+// reported by BadRecord in its place, and the Pager carries on with the
+// rest of the page and the next pages. A page whose envelope does not
+// parse (invalid JSON, no items or nextCursor) ends the Pager with
+// ErrBadData.
+//
 // Memory is bounded by two pages: the one being consumed and the next one,
 // fetched in the background while the caller consumes the current one
 // (unless Config.DisablePrefetch). Each page fetch uses the Client's
-// timeout, retry and budget machinery. Keys must be strictly ascending
-// within and across pages, else Err is ErrBadData: the join depends on it.
-// A Pager is not safe for concurrent use.
+// timeout, retry and budget machinery. Keys of the good items must be
+// strictly ascending within and across pages, else Err is ErrBadData: the
+// join depends on it. A Pager is not safe for concurrent use.
 type Pager struct {
 	c      *Client
 	ctx    context.Context
@@ -43,7 +54,8 @@ type Pager struct {
 	limit  int
 
 	cur, spare *page
-	i          int
+	i          int // the current item of cur
+	b          int // the first bad item of cur at or after i
 	started    bool
 	closed     bool
 	pending    chan error   // the fetch in flight into spare, if any
@@ -54,11 +66,9 @@ type Pager struct {
 
 // page is one decoded list page and the buffer its body was read into.
 type page struct {
-	body      bytes.Buffer
-	items     []merge.Record
-	next      string // cursor of the next page
-	more      bool   // nextCursor was not null
-	lastEmail string // email of the last item, or of the last item before
+	body bytes.Buffer
+	decodedPage
+	lastEmail string // email of the last good item, or of the last one before
 }
 
 // List returns a Pager over all customers, pageSize at a time (1..1000;
@@ -84,6 +94,9 @@ func (p *Pager) Next() bool {
 	}
 	if p.i+1 < len(p.cur.items) {
 		p.i++
+		if p.b < len(p.cur.bad) && p.cur.bad[p.b].index < p.i {
+			p.b++
+		}
 		return true
 	}
 	if !p.started {
@@ -111,7 +124,7 @@ func (p *Pager) Next() bool {
 		}
 		p.pages++
 		p.cur, p.spare = p.spare, p.cur
-		p.i = 0
+		p.i, p.b = 0, 0
 		if p.cur.more {
 			p.start(p.cur.next, true)
 		}
@@ -135,9 +148,39 @@ func (p *Pager) start(cursor string, hasCursor bool) {
 	go func() { ch <- run() }()
 }
 
-// Record returns the current record. It stays valid until the next call to
-// Next; copy it to keep it.
-func (p *Pager) Record() *merge.Record { return &p.cur.items[p.i] }
+// Record returns the current record, or nil when the current item is a
+// bad record (see BadRecord). It stays valid until the next call to Next;
+// copy it to keep it.
+func (p *Pager) Record() *merge.Record {
+	if p.bad() != nil {
+		return nil
+	}
+	return &p.cur.items[p.i]
+}
+
+// BadRecord returns, when the current item is valid JSON but not a valid
+// customer, the error describing it: its position ("page 3 item 17", both
+// counted from 1) and what is wrong, naming fields but never values. It
+// returns nil for a good item.
+func (p *Pager) BadRecord() *merge.BadRecordError {
+	b := p.bad()
+	if b == nil {
+		return nil
+	}
+	return &merge.BadRecordError{
+		Source:   merge.SystemB,
+		Position: fmt.Sprintf("page %d item %d", p.pages, b.index+1),
+		Reason:   b.reason,
+	}
+}
+
+// bad returns the current item's badItem, or nil.
+func (p *Pager) bad() *badItem {
+	if p.b < len(p.cur.bad) && p.cur.bad[p.b].index == p.i {
+		return &p.cur.bad[p.b]
+	}
+	return nil
+}
 
 // Err returns the error that stopped the Pager; nil at a clean end. It is an
 // *Error wrapping ErrUnavailable, ErrUnauthorized, ErrBadData or
@@ -160,13 +203,20 @@ func (p *Pager) Close() error {
 	return nil
 }
 
-// All adapts the Pager to range-over-func: it yields each record with a nil
-// error, then, if the Pager stopped on an error, (nil, err) once. It does
-// not close the Pager.
+// All adapts the Pager to range-over-func, the contract of a record
+// stream: it yields each record with a nil error, a bad record as (nil,
+// *merge.BadRecordError) and carries on, then, if the Pager stopped on an
+// error, (nil, err) once. It does not close the Pager.
 func (p *Pager) All() iter.Seq2[*merge.Record, error] {
 	return func(yield func(*merge.Record, error) bool) {
 		for p.Next() {
-			if !yield(p.Record(), nil) {
+			var ok bool
+			if bad := p.BadRecord(); bad != nil {
+				ok = yield(nil, bad)
+			} else {
+				ok = yield(p.Record(), nil)
+			}
+			if !ok {
 				return
 			}
 		}
@@ -189,8 +239,7 @@ func (c *Client) fetchPage(ctx context.Context, limit int, cursor string, hasCur
 	bad := func(cause error) error {
 		return &Error{Op: OpList, Status: http.StatusOK, Attempts: attempts, Err: ErrBadData, Cause: fmt.Errorf("page %d: %w", n, cause)}
 	}
-	dst.items, dst.next, dst.more, err = decodePage(dst.body.Bytes(), dst.items[:0])
-	if err != nil {
+	if err := decodePage(dst.body.Bytes(), &dst.decodedPage); err != nil {
 		return bad(err)
 	}
 	if len(dst.items) > limit {
@@ -200,12 +249,17 @@ func (c *Client) fetchPage(ctx context.Context, limit int, cursor string, hasCur
 		return bad(errors.New("nextCursor repeats the cursor"))
 	}
 	prev := prevEmail // "" before the first page
+	b := 0            // the next bad item
 	for i := range dst.items {
+		if b < len(dst.bad) && dst.bad[b].index == i {
+			b++
+			continue
+		}
 		e := dst.items[i].Email()
 		// Keys are never empty (the codec requires an email), so the first
 		// item of all compares after "".
 		if compareKeys(e, prev) <= 0 {
-			return bad(fmt.Errorf("item %d is not after the one before it in join order", i))
+			return bad(fmt.Errorf("item %d is not after the one before it in join order", i+1))
 		}
 		prev = e
 	}

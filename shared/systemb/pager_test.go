@@ -2,12 +2,15 @@ package systemb
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/acme/unified-customer-service/shared/merge"
@@ -34,6 +37,9 @@ type listServer struct {
 	// status, when set before the first request, gives the status of
 	// request n (1-based); 200 serves the page.
 	status func(n int) int
+	// token, when set, is the token accepted (testToken when nil); others
+	// are refused with 401.
+	token atomic.Pointer[string]
 }
 
 const cursorPrefix = "c+/=&?# ü:"
@@ -46,7 +52,15 @@ func newListServer(t *testing.T, rs []merge.Record, mutate func(page int, body [
 			w.WriteHeader(ls.status(n))
 			return
 		}
-		if r.URL.Path != "/customers" || r.Header.Get("Authorization") != "Bearer "+testToken {
+		tok := testToken
+		if p := ls.token.Load(); p != nil {
+			tok = *p
+		}
+		if r.Header.Get("Authorization") != "Bearer "+tok {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path != "/customers" {
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
@@ -93,11 +107,13 @@ func newListServer(t *testing.T, rs []merge.Record, mutate func(page int, body [
 	return ls
 }
 
-// collect drains p.
+// collect drains p of its good records.
 func collect(p *Pager) []merge.Record {
 	var got []merge.Record
 	for p.Next() {
-		got = append(got, *p.Record())
+		if r := p.Record(); r != nil {
+			got = append(got, *r)
+		}
 	}
 	return got
 }
@@ -195,8 +211,11 @@ func TestListRejectsBrokenPages(t *testing.T) {
 		{"missing items", 10, func(int, []byte) []byte { return []byte(`{"nextCursor":null}`) }, 0},
 		{"null items", 10, func(int, []byte) []byte { return []byte(`{"items":null,"nextCursor":null}`) }, 0},
 		{"items not an array", 10, func(int, []byte) []byte { return []byte(`{"items":{},"nextCursor":null}`) }, 0},
-		{"bad record", 10, func(int, []byte) []byte {
-			return []byte(`{"items":[{"email":"a@example.com"}],"nextCursor":null}`)
+		{"item that is not valid JSON", 10, func(int, []byte) []byte {
+			return []byte(`{"items":[{"email":"a@example.com",}],"nextCursor":null}`)
+		}, 0},
+		{"good items out of order around a bad one", 10, func(int, []byte) []byte {
+			return []byte(`{"items":[` + string(customerJSON("b@example.com")) + `,{},` + string(customerJSON("a@example.com")) + `],"nextCursor":null}`)
 		}, 0},
 		{"more items than the limit", 1, pageOf("a@example.com", "b@example.com"), 0},
 		{"cursor repeats", 5, func(page int, body []byte) []byte {
@@ -222,6 +241,89 @@ func TestListRejectsBrokenPages(t *testing.T) {
 			}
 			if p.Next() {
 				t.Error("Next after an error returned true")
+			}
+		})
+	}
+}
+
+// TestListBadItems checks that an item that is not a valid customer is
+// yielded as a bad record in its place, and the Pager carries on with the
+// rest of its page and the next pages.
+func TestListBadItems(t *testing.T) {
+	rs := dataset(9)
+	const phoneOf4 = "+44 20 7946 0000"
+	// Pages of 4: item 1 of page 1 lacks its lastUpdated, item 2 of page
+	// 2 has a numeric phone, and page 3 ends with an item that is not an
+	// object.
+	type want struct {
+		email    string // a good record
+		position string // else a bad one
+		reason   string
+	}
+	wants := []want{
+		{position: "page 1 item 1", reason: "lastUpdated is missing"},
+		{email: rs[1].Email()}, {email: rs[2].Email()}, {email: rs[3].Email()},
+		{email: rs[4].Email()}, {position: "page 2 item 2", reason: "phone: want a string or null"}, {email: rs[6].Email()}, {email: rs[7].Email()},
+		{email: rs[8].Email()}, {position: "page 3 item 2", reason: "want an object"},
+	}
+	for _, prefetch := range []bool{true, false} {
+		t.Run(fmt.Sprintf("prefetch=%v", prefetch), func(t *testing.T) {
+			s := newListServer(t, rs, func(page int, body []byte) []byte {
+				var p struct {
+					Items      []json.RawMessage `json:"items"`
+					NextCursor *string           `json:"nextCursor"`
+				}
+				if err := json.Unmarshal(body, &p); err != nil {
+					t.Error(err)
+					return body
+				}
+				switch page {
+				case 1:
+					p.Items[0] = json.RawMessage(`{"email":"` + rs[0].Email() + `"}`)
+				case 2:
+					p.Items[1] = json.RawMessage(`{"email":"` + rs[5].Email() + `","phone":44,"lastUpdated":"2026-03-01T12:30:00Z"}`)
+				case 3:
+					p.Items = append(p.Items, json.RawMessage(`"`+phoneOf4+`"`))
+				}
+				b, err := json.Marshal(p)
+				if err != nil {
+					t.Error(err)
+				}
+				return b
+			})
+			c, _ := newClient(t, s.URL, func(c *Config) { c.DisablePrefetch = !prefetch })
+			p := c.List(context.Background(), 4)
+			defer p.Close()
+			var got []want
+			for r, err := range p.All() {
+				var bad *merge.BadRecordError
+				switch {
+				case err == nil:
+					got = append(got, want{email: r.Email()})
+				case errors.As(err, &bad):
+					if r != nil || bad.Source != merge.SystemB || !errors.Is(err, merge.ErrBadData) {
+						t.Errorf("bad record %v with record %v", err, r)
+					}
+					for _, v := range []string{rs[0].Email(), rs[5].Email(), phoneOf4, "44"} {
+						if strings.Contains(bad.Error(), v) {
+							t.Errorf("%q quotes the value %q", bad, v)
+						}
+					}
+					got = append(got, want{position: bad.Position, reason: bad.Reason})
+				default:
+					t.Fatalf("stream ended with %v", err)
+				}
+			}
+			if len(got) != len(wants) {
+				t.Fatalf("got %d items %+v, want %d %+v", len(got), got, len(wants), wants)
+			}
+			for i := range wants {
+				if got[i] != wants[i] {
+					t.Errorf("item %d = %+v, want %+v", i, got[i], wants[i])
+				}
+			}
+			if p.Err() != nil || p.Pages() != 3 {
+				t.Errorf("Err %v after %d pages, want nil after 3", p.Err(), p.Pages())
 			}
 		})
 	}

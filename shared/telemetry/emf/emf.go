@@ -52,6 +52,10 @@ const (
 	// SystemBLatency is the duration of one System B call, one sample per
 	// call (Milliseconds); CloudWatch gives its p99.
 	SystemBLatency = "system_b.latency"
+	// SystemBTokenRefreshes counts reads of System B's token from Secrets
+	// Manager made because System B refused the cached one (a rotation),
+	// failed reads included (Count).
+	SystemBTokenRefreshes = "system_b.token_refreshes.total"
 	// SnapshotRefreshFailures counts failed System A snapshot refreshes
 	// while the last good snapshot keeps being served (Count).
 	SnapshotRefreshFailures = "systema.snapshot_refresh_failures.total"

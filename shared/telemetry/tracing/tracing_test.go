@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -388,5 +389,42 @@ func BenchmarkStartUntraced(b *testing.B) {
 	for b.Loop() {
 		_, end := Start(ctx, SpanSQLiteQuery)
 		end(nil)
+	}
+}
+
+// countingTransport counts the requests it carries to its base.
+type countingTransport struct {
+	base http.RoundTripper
+	n    atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.base.RoundTrip(r)
+}
+
+// TestHTTPClientUsesTheGivenTransport checks that traced and untraced
+// calls both go through the client's own transport (with its connection
+// pool), never a default one.
+func TestHTTPClientUsesTheGivenTransport(t *testing.T) {
+	srv, _ := server(t, http.StatusOK)
+	base := &countingTransport{base: srv.Client().Transport}
+	c := HTTPClient(&http.Client{Transport: base})
+	traced, _ := tracedContext(t)
+	for i, ctx := range []context.Context{context.Background(), traced} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/customers", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent(t, func() {
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("Do: %v", err)
+			}
+			resp.Body.Close()
+		})
+		if got := base.n.Load(); got != int64(i+1) {
+			t.Errorf("after %d calls the given transport carried %d", i+1, got)
+		}
 	}
 }

@@ -87,7 +87,9 @@ func scrub(err error) error {
 // redacted URL and the status (4xx error, 429 throttle, 5xx fault), and
 // carries the X-Amzn-Trace-Id header downstream. Requests made with an
 // untraced context go straight to the transport. Timeout, CheckRedirect
-// and Jar are kept.
+// and Jar are kept, and every request goes through c's own Transport, so
+// its connection pool is the one used; a nil Transport means
+// http.DefaultTransport (2 idle connections per host), so pass a tuned one.
 func HTTPClient(c *http.Client) *http.Client {
 	_ = Configure()
 	if c == nil {

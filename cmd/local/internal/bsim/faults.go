@@ -66,6 +66,10 @@ type Faults struct {
 	// BadLastUpdated answers 200 GETs with every record's lastUpdated made
 	// unparsable (a System B data error).
 	BadLastUpdated bool `json:"badLastUpdated"`
+	// BadItem, when set, is the email of one stored customer served, in
+	// gets and in list pages, with its lastUpdated made unparsable: one bad
+	// record among good ones, the rest of its page intact.
+	BadItem string `json:"badItem"`
 }
 
 // validate checks f and fills its defaults.

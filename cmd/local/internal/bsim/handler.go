@@ -34,7 +34,7 @@ const AdminHelp = `System B simulator admin endpoints (no token needed):
   PUT  /_sim/faults   replace them, e.g. {"down":true} or
                       {"latencyMs":0,"errorRate":0.2,"status":503,"failNext":0,"retryAfter":"",
                        "down":false,"hang":false,"redirect":"","malformed":false,"truncated":false,
-                       "oversized":false,"oversizedBytes":0,"badLastUpdated":false}
+                       "oversized":false,"oversizedBytes":0,"badLastUpdated":false,"badItem":""}
                       (fields left out are off)
   POST /_sim/reset    clear every fault and zero the counters
   GET  /_sim/stats    request counters, as JSON
@@ -110,7 +110,7 @@ func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 func (s *Sim) authorized(r *http.Request) bool {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	return ok && strings.EqualFold(scheme, "Bearer") &&
-		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.token)) == 1
+		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.Token())) == 1
 }
 
 // injectFaults applies the request-level faults. It returns the faults for
@@ -187,6 +187,10 @@ func (s *Sim) serveGet(w http.ResponseWriter, email string, f Faults) {
 		writeProblem(w, http.StatusNotFound, "no such customer")
 		return
 	}
+	if f.BadItem != "" && merge.Key(f.BadItem) == key {
+		s.stats.injected.Add(1)
+		doc = breakLastUpdated(doc)
+	}
 	s.writeOK(w, doc, f)
 }
 
@@ -220,9 +224,18 @@ func (s *Sim) serveList(w http.ResponseWriter, r *http.Request, f Faults) {
 		i++
 	}
 	end := min(i+limit, len(s.entries))
+	badKey := ""
+	if f.BadItem != "" {
+		badKey = merge.Key(f.BadItem)
+	}
 	for k := i; k < end; k++ {
 		if k > i {
 			buf = append(buf, ',')
+		}
+		if badKey != "" && s.entries[k].key == badKey {
+			s.stats.injected.Add(1)
+			buf = append(buf, breakLastUpdated(s.entries[k].doc)...)
+			continue
 		}
 		buf = append(buf, s.entries[k].doc...)
 	}
@@ -277,11 +290,17 @@ func (s *Sim) writeOK(w http.ResponseWriter, body []byte, f Faults) {
 		return
 	case f.BadLastUpdated:
 		s.stats.injected.Add(1)
-		body = bytes.ReplaceAll(body, []byte(`"lastUpdated":"`), []byte(`"lastUpdated":"not-a-time/`))
+		body = breakLastUpdated(body)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
+}
+
+// breakLastUpdated returns a copy of the documents in body with every
+// lastUpdated made unparsable.
+func breakLastUpdated(body []byte) []byte {
+	return bytes.ReplaceAll(body, []byte(`"lastUpdated":"`), []byte(`"lastUpdated":"not-a-time/`))
 }
 
 // writeOversized writes {"padding":"xxx..."} of exactly n bytes (at least

@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/merge"
@@ -78,7 +79,7 @@ type entry struct {
 
 // Sim is a System B API v1 simulator. It is safe for concurrent use.
 type Sim struct {
-	token string
+	token atomic.Pointer[string]
 	now   func() time.Time
 
 	randMu sync.Mutex
@@ -95,10 +96,12 @@ type Sim struct {
 
 // New returns an empty simulator, with Config's defaults filled in.
 func New(cfg Config) *Sim {
-	s := &Sim{token: cfg.Token, now: cfg.Now, rand: cfg.Rand, stop: make(chan struct{})}
-	if s.token == "" {
-		s.token = DefaultToken
+	s := &Sim{now: cfg.Now, rand: cfg.Rand, stop: make(chan struct{})}
+	tok := cfg.Token
+	if tok == "" {
+		tok = DefaultToken
 	}
+	s.token.Store(&tok)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -111,7 +114,17 @@ func New(cfg Config) *Sim {
 }
 
 // Token returns the bearer token the simulator accepts.
-func (s *Sim) Token() string { return s.token }
+func (s *Sim) Token() string { return *s.token.Load() }
+
+// SetToken makes the simulator accept tok instead of its token from now on
+// (a rotation of System B's credentials). An empty token is refused.
+func (s *Sim) SetToken(tok string) error {
+	if strings.TrimSpace(tok) == "" {
+		return errors.New("bsim: set token: the token is empty")
+	}
+	s.token.Store(&tok)
+	return nil
+}
 
 // Close releases every request held by the hang fault (they then fail with
 // 503) and makes later hang faults answer 503 at once. Call it before shutting

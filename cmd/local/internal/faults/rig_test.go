@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -257,12 +258,17 @@ type rigConfig struct {
 	timeouts   map[string]time.Duration
 	instances  map[string]int
 	s3Front    func(s3URL string) string // the endpoint the functions use, in front of the server
+	forced     map[string]string         // set in every function process, over the template's
 }
 
 type rigOption func(*rigConfig)
 
 // withEnv sets a template variable for every function that declares it.
 func withEnv(k, v string) rigOption { return func(c *rigConfig) { c.env[k] = v } }
+
+// withForced sets k in every function process, whether the template
+// declares it or not (an AWS_ENDPOINT_URL_* of a fake service).
+func withForced(k, v string) rigOption { return func(c *rigConfig) { c.forced[k] = v } }
 
 // withTimeout sets a function's Timeout.
 func withTimeout(fn string, d time.Duration) rigOption {
@@ -307,7 +313,7 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	if err := statSources(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := rigConfig{env: map[string]string{}, timeouts: map[string]time.Duration{}, instances: map[string]int{}}
+	cfg := rigConfig{env: map[string]string{}, timeouts: map[string]time.Duration{}, instances: map[string]int{}, forced: map[string]string{}}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -358,6 +364,8 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 		endpoint = cfg.s3Front(endpoint)
 	}
 	tool := map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token}
+	forced := map[string]string{"AWS_ENDPOINT_URL_S3": endpoint, rigEnvKey: r.id}
+	maps.Copy(forced, cfg.forced)
 	r.fns = sandbox.Set{}
 	declared := map[string]bool{}
 	for _, id := range []string{lookupFn, syncFn, reconcileFn} {
@@ -380,7 +388,7 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 			Timeout:      timeout,
 			MemoryMB:     f.MemoryMB,
 			Env:          env,
-			Forced:       map[string]string{"AWS_ENDPOINT_URL_S3": endpoint, rigEnvKey: r.id},
+			Forced:       forced,
 			MaxInstances: cfg.instances[id],
 			Log:          r.log,
 		})

@@ -1,8 +1,14 @@
 package faults
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -12,7 +18,10 @@ import (
 	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
 	"github.com/acme/unified-customer-service/shared/app"
 	"github.com/acme/unified-customer-service/shared/demodata"
+	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/systemb"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
+	"github.com/acme/unified-customer-service/shared/testkit"
 )
 
 // The showcase customers the rows look up.
@@ -419,5 +428,147 @@ func TestRow17SystemBDownCustomerOnlyInB(t *testing.T) {
 	var b lookupBody
 	if st := r.invoke(lookupFn, lookupEvent(t, onlyBEmail)).status(&b); st != http.StatusOK || b.Partial || b.LastUpdated.SystemB == nil {
 		t.Errorf("with System B back: status %d partial %v, want 200 from System B", st, b.Partial)
+	}
+}
+
+// Row 18: one System B customer breaks the contract (its lastUpdated does
+// not parse) on a list page among good ones. The System B side guarantees
+// that the stream reconciliation joins (the app's reconcile.SystemB over
+// the real client, in-process against the rig's simulator) yields every
+// other customer in join order, that one customer as a
+// *merge.BadRecordError naming its page and item and the field, never a
+// value, and carries on to the end; and, on the real lookup function, that
+// other customers are answered from both systems while that one is
+// answered from System A alone. (How the join counts the bad record is the
+// reconciler's: see shared/reconcile.)
+func TestRow18SystemBBadItem(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	bad := inSyncEmail
+	r.setFaults(bsim.Faults{BadItem: bad})
+
+	c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+	wantBothSystems(t, c)
+	c = r.invoke(lookupFn, lookupEvent(t, bad))
+	wantFromAOnly(t, c)
+	c.wantLog("WARN", "system unavailable", "lastUpdated")
+
+	// Where the bad customer sits in System B's list, pages of app.PageSize.
+	var keys []string
+	for line := range bytes.Lines(data.systemB) {
+		rec, err := systemb.UnmarshalCustomer(bytes.TrimSpace(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, rec.Key())
+	}
+	slices.Sort(keys)
+	at, ok := slices.BinarySearch(keys, merge.Key(bad))
+	if !ok {
+		t.Fatalf("the data set has no %s in System B", bad)
+	}
+	wantPosition := fmt.Sprintf("page %d item %d", at/app.PageSize+1, at%app.PageSize+1)
+
+	snap := filepath.Join(t.TempDir(), snapshotKey)
+	if err := os.WriteFile(snap, data.snapshot, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := tpl.Function(reconcileFn)
+	env, _ := f.ComposeEnv(map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token, "SNAPSHOT_URI": "file://" + snap})
+	out := &lineLog{next: suiteLog}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := app.New(ctx, app.Options{Function: "reconcile", Getenv: func(k string) string { return env[k] }, Stdout: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Store.Close()
+	var got []string
+	var bads []*merge.BadRecordError
+	for rec, err := range a.Reconciler().B.List(ctx) {
+		var be *merge.BadRecordError
+		switch {
+		case err == nil:
+			got = append(got, rec.Key())
+		case errors.As(err, &be):
+			bads = append(bads, be)
+		default:
+			t.Fatalf("the stream ended after %d customers: %v", len(got), err)
+		}
+	}
+	want := slices.Delete(slices.Clone(keys), at, at+1)
+	if !slices.Equal(got, want) {
+		t.Errorf("the stream yielded %d customers, want the %d others in join order", len(got), len(want))
+	}
+	if len(bads) != 1 || bads[0].Source != merge.SystemB || bads[0].Position != wantPosition || !strings.Contains(bads[0].Reason, "lastUpdated") {
+		t.Fatalf("bad records %v, want one of System B at %s about lastUpdated", bads, wantPosition)
+	}
+	if msg := bads[0].Error(); strings.Contains(msg, "@") || strings.Contains(msg, "not-a-time") {
+		t.Errorf("the bad record %q quotes a value", msg)
+	}
+}
+
+// Row 19: System B's token rotates (Secrets Manager holds the new one, the
+// functions cache the old one for an hour): the first refused call reads
+// the secret once more and is retried with the new token, so the lookup
+// answers from both systems, one refresh counted
+// (system_b.token_refreshes.total) and logged; the next lookups use the
+// refreshed token. When the secret store still holds a refused token,
+// each lookup makes exactly one refresh and answers from System A alone.
+// The functions read the secret from a fake Secrets Manager through the
+// real SDK (AWS_ENDPOINT_URL_SECRETS_MANAGER).
+func TestRow19SystemBTokenRotation(t *testing.T) {
+	t.Parallel()
+	const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:system-b-token"
+	sm := testkit.NewSecretsManager(t)
+	r := newRig(t, withEnv("SYSTEM_B_TOKEN", ""), withEnv("SYSTEM_B_TOKEN_SECRET_ARN", arn),
+		withForced("AWS_ENDPOINT_URL_SECRETS_MANAGER", sm.URL))
+	sm.Put(arn, r.token)
+	c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+	wantBothSystems(t, c)
+	if sm.Reads(arn) != 1 || c.count(emf.SystemBTokenRefreshes) != 0 {
+		t.Fatalf("%d secret reads, %v refreshes before the rotation; want 1, 0", sm.Reads(arn), c.count(emf.SystemBTokenRefreshes))
+	}
+
+	rotated := "faults-rotated-" + randomHex(12)
+	data.pii.addSecret(rotated)
+	sm.Put(arn, rotated)
+	if err := r.sim.SetToken(rotated); err != nil {
+		t.Fatal(err)
+	}
+	r.sim.ResetStats()
+	c = r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+	wantBothSystems(t, c)
+	if st := r.sim.Stats(); st.Requests != 2 || st.Unauthorized != 1 {
+		t.Errorf("simulator stats %+v, want 2 requests: the old token refused, the new one served", st)
+	}
+	if sm.Reads(arn) != 2 || c.count(emf.SystemBTokenRefreshes) != 1 {
+		t.Errorf("%d secret reads, %v refreshes; want 2, 1", sm.Reads(arn), c.count(emf.SystemBTokenRefreshes))
+	}
+	c.wantLog("INFO", "read it again from Secrets Manager")
+	for range 2 {
+		c = r.invoke(lookupFn, lookupEvent(t, inSyncEmail))
+		wantBothSystems(t, c)
+		if c.count(emf.SystemBTokenRefreshes) != 0 {
+			t.Errorf("a refresh after the rotation was absorbed")
+		}
+	}
+	if sm.Reads(arn) != 2 || r.sim.Stats().Unauthorized != 1 {
+		t.Errorf("%d secret reads, %d refused requests after the rotation; want 2, 1", sm.Reads(arn), r.sim.Stats().Unauthorized)
+	}
+
+	// System B rotates again, but the secret store is not updated.
+	unknown := "faults-unknown-" + randomHex(12)
+	data.pii.addSecret(unknown)
+	if err := r.sim.SetToken(unknown); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		c = r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+		wantFromAOnly(t, c)
+		c.wantLog("WARN", "system unavailable", "refused the credentials")
+		if c.count(emf.SystemBTokenRefreshes) != 1 || sm.Reads(arn) != 2+i {
+			t.Errorf("lookup %d with a refused secret: %v refreshes, %d secret reads; want 1, %d", i, c.count(emf.SystemBTokenRefreshes), sm.Reads(arn), 2+i)
+		}
 	}
 }
