@@ -451,7 +451,7 @@ func TestRow18SystemBBadItem(t *testing.T) {
 	wantBothSystems(t, c)
 	c = r.invoke(lookupFn, lookupEvent(t, bad))
 	wantFromAOnly(t, c)
-	c.wantLog("WARN", "system unavailable", "lastUpdated")
+	c.wantLog("WARN", "system degraded", `"kind":"badData"`, "lastUpdated")
 
 	// Where the bad customer sits in System B's list, pages of app.PageSize.
 	var keys []string
@@ -566,7 +566,7 @@ func TestRow19SystemBTokenRotation(t *testing.T) {
 	for i := 1; i <= 2; i++ {
 		c = r.invoke(lookupFn, lookupEvent(t, conflictEmail))
 		wantFromAOnly(t, c)
-		c.wantLog("WARN", "system unavailable", "refused the credentials")
+		c.wantLog("WARN", "system degraded", `"kind":"unauthorized"`, "refused the credentials")
 		if c.count(emf.SystemBTokenRefreshes) != 1 || sm.Reads(arn) != 2+i {
 			t.Errorf("lookup %d with a refused secret: %v refreshes, %d secret reads; want 1, %d", i, c.count(emf.SystemBTokenRefreshes), sm.Reads(arn), 2+i)
 		}
