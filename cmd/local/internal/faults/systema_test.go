@@ -375,6 +375,8 @@ func TestRowSystemABadRow(t *testing.T) {
 	if !said {
 		t.Errorf("no log line names the bad record's position and column:\n%s", strings.Join(c.lines, "\n"))
 	}
+
+	wantBadRecordCounted(t, r, "faults-bad-row", merge.SystemA)
 }
 
 // TestRowSystemAOlderSnapshotAfterNewer: a snapshot exported before the one

@@ -19,6 +19,7 @@ import (
 	"github.com/acme/unified-customer-service/shared/app"
 	"github.com/acme/unified-customer-service/shared/demodata"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/reconcile"
 	"github.com/acme/unified-customer-service/shared/systemb"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 	"github.com/acme/unified-customer-service/shared/testkit"
@@ -506,6 +507,43 @@ func TestRow18SystemBBadItem(t *testing.T) {
 	if msg := bads[0].Error(); strings.Contains(msg, "@") || strings.Contains(msg, "not-a-time") {
 		t.Errorf("the bad record %q quotes a value", msg)
 	}
+
+	// The real reconcile function counts it, lists it and completes.
+	wantBadRecordCounted(t, r, "faults-bad-item", merge.SystemB)
+}
+
+// wantBadRecordCounted runs the real reconcile function for a fresh event
+// over a data set in which one customer of src is malformed: the run
+// completes, counts exactly that record in badRecords and its metric, and
+// joins every other customer (src's count one below the truth).
+func wantBadRecordCounted(t *testing.T, r *rig, id string, src merge.Source) {
+	t.Helper()
+	c := r.invoke(reconcileFn, scheduledEvent(t, id, scheduledAt))
+	s := summaryOf(t, c)
+	if s.Status != reconcile.StatusRan || !s.Complete {
+		t.Fatalf("reconcile: status %s complete %v (%s %s), want a complete run despite the bad record", s.Status, s.Complete, s.StoppedReason, s.Error)
+	}
+	other := merge.SystemB
+	metric, otherMetric := emf.ReconcileBadRecordsSystemA, emf.ReconcileBadRecordsSystemB
+	want := truthCounts()
+	gotN, wantN := s.Counts.SystemA, want.SystemA-1
+	if src == merge.SystemB {
+		other, metric, otherMetric = merge.SystemA, emf.ReconcileBadRecordsSystemB, emf.ReconcileBadRecordsSystemA
+		gotN, wantN = s.Counts.SystemB, want.SystemB-1
+	}
+	if s.BadRecords[src] != 1 || s.BadRecords[other] != 0 {
+		t.Errorf("badRecords %v, want 1 in %s and none in %s", s.BadRecords, src, other)
+	}
+	if gotN != wantN {
+		t.Errorf("%s customers %d, want %d: all but the bad one", src, gotN, wantN)
+	}
+	if n := c.count(metric); n != 1 {
+		t.Errorf("%s = %v, want 1", metric, n)
+	}
+	if n := c.count(otherMetric); n != 0 {
+		t.Errorf("%s = %v, want 0", otherMetric, n)
+	}
+	c.wantLog("INFO", "reconciliation finished", `"complete":true`)
 }
 
 // Row 19: System B's token rotates (Secrets Manager holds the new one, the
