@@ -27,6 +27,7 @@ import (
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
 	"github.com/acme/unified-customer-service/cmd/local/internal/build"
+	"github.com/acme/unified-customer-service/cmd/local/internal/localtest"
 	"github.com/acme/unified-customer-service/cmd/local/internal/s3local"
 	"github.com/acme/unified-customer-service/cmd/local/internal/samtemplate"
 	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
@@ -131,9 +132,20 @@ func templateFunction(t testing.TB, tpl *samtemplate.Template, id string) *samte
 }
 
 // buildFunction builds f's bootstrap with the Makefile (make
-// build-<LogicalId>) for goos/goarch ("" for this machine) under dir.
+// build-<LogicalId>) for goos/goarch under dir. For this machine (goos and
+// goarch "") it takes the one `make bench-e2e` built (or builds it once,
+// sharing go's build cache with the other packages): see
+// localtest.HostBootstraps.
 func buildFunction(t testing.TB, f *samtemplate.Function, dir, goos, goarch string) string {
 	t.Helper()
+	if goos == "" && goarch == "" {
+		ps, err := localtest.HostBootstraps(context.Background(),
+			localtest.BootstrapConfig{Root: repoRoot(t), Dir: dir}, []*samtemplate.Function{f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps[f.LogicalID]
+	}
 	var log bytes.Buffer
 	b := &build.Builder{Dir: dir, GOOS: goos, GOARCH: goarch, Log: &log}
 	p, err := b.Build(context.Background(), f)
