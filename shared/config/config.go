@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/telemetry/logging"
 )
 
 // The settings, by environment variable name.
@@ -67,6 +68,7 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w %s: %s", ErrInvalid, name, fmt.Sprintf(format, args...)))
 	}
+	badErr := func(name string, err error) { errs = append(errs, fmt.Errorf("%w %s: %w", ErrInvalid, name, err)) }
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
 
 	c := Config{
@@ -110,10 +112,8 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	if c.MetricsNamespace == "" {
 		c.MetricsNamespace = "UnifiedCustomerService"
 	}
-	switch strings.ToLower(c.LogLevel) {
-	case "", "debug", "info", "warn", "error":
-	default:
-		bad(EnvLogLevel, "want debug, info, warn or error")
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		badErr(EnvLogLevel, err)
 	}
 	return c, errors.Join(errs...)
 }

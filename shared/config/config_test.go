@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/acme/unified-customer-service/shared/config"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/telemetry/logging"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -71,6 +73,32 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 			}
 			if err != nil && strings.Contains(err.Error(), "t0ken") {
 				t.Errorf("the error leaks the token: %v", err)
+			}
+		})
+	}
+}
+
+// TestLoadLogLevel: LOG_LEVEL is checked by logging.ParseLevel, the
+// parser the loggers use, so a value passes both or neither.
+func TestLoadLogLevel(t *testing.T) {
+	tests := []struct {
+		value string
+		ok    bool
+	}{
+		{"", true}, {"debug", true}, {"info", true}, {"warn", true}, {"error", true}, {" warn ", true},
+		{"warning", false}, {"WARN", false}, {"verbose", false}, {"0", false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q", tt.value), func(t *testing.T) {
+			m := valid()
+			m[config.EnvLogLevel] = tt.value
+			_, err := config.Load(env(m), config.Need{})
+			_, parseErr := logging.ParseLevel(tt.value)
+			if (err == nil) != tt.ok || (parseErr == nil) != tt.ok {
+				t.Fatalf("Load: %v; ParseLevel: %v; want accepted=%v by both", err, parseErr, tt.ok)
+			}
+			if !tt.ok && (!errors.Is(err, logging.ErrInvalidLevel) || !strings.Contains(err.Error(), config.EnvLogLevel)) {
+				t.Errorf("err = %v, want one naming %s and wrapping logging.ErrInvalidLevel", err, config.EnvLogLevel)
 			}
 		})
 	}
