@@ -32,6 +32,7 @@ import (
 	"github.com/acme/unified-customer-service/cmd/local/internal/samtemplate"
 	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
 	"github.com/acme/unified-customer-service/shared/demodata"
+	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
 )
 
@@ -180,16 +181,15 @@ func templateS3(t testing.TB, tpl *samtemplate.Template) (snapshotLocation, []st
 	var buckets []string
 	for _, f := range tpl.Functions {
 		for k, v := range f.Environment {
-			rest, ok := strings.CutPrefix(v, "s3://")
-			if !ok {
+			u, err := location.Parse(k, v, location.Prefix)
+			if err != nil || u.Scheme != "s3" {
 				continue
 			}
-			b, key, _ := strings.Cut(rest, "/")
-			if !slices.Contains(buckets, b) {
-				buckets = append(buckets, b)
+			if !slices.Contains(buckets, u.Bucket) {
+				buckets = append(buckets, u.Bucket)
 			}
 			if k == "SNAPSHOT_URI" {
-				snap = snapshotLocation{b, key}
+				snap = snapshotLocation{u.Bucket, u.Key}
 			}
 		}
 	}
