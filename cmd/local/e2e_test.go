@@ -24,6 +24,7 @@ import (
 	"github.com/acme/unified-customer-service/cmd/local/internal/cli"
 	"github.com/acme/unified-customer-service/cmd/local/internal/localtest"
 	"github.com/acme/unified-customer-service/cmd/local/internal/s3local"
+	"github.com/acme/unified-customer-service/cmd/local/internal/samtemplate"
 )
 
 // The end-to-end test of the real stack: the repository's template and
@@ -57,13 +58,20 @@ func startStack(t *testing.T) *stack {
 	tmp := t.TempDir()
 	buildDir, dataDir := filepath.Join(tmp, "build"), filepath.Join(tmp, "data")
 	tpl := filepath.Join(repoRoot, "template.yaml")
+	// The bootstraps `make test` built, or built here once (shared with the
+	// other packages through go's build cache): up then skips the build.
+	fns := loadFunctions(t, tpl)
+	if _, err := localtest.HostBootstraps(context.Background(),
+		localtest.BootstrapConfig{Root: repoRoot, Dir: buildDir, Log: t.Output()}, fns); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var out localtest.Buffer
 	logs := &localtest.Buffer{}
 	app := &cli.App{Stdout: &out, Stderr: logs, Getenv: func(string) string { return "" }}
 	done := make(chan int, 1)
 	go func() {
-		done <- app.Run(ctx, []string{"up", "-t", tpl, "--build-dir", buildDir, "--data-dir", dataDir,
+		done <- app.Run(ctx, []string{"up", "-t", tpl, "--build-dir", buildDir, "--skip-build", "--data-dir", dataDir,
 			"--api-port", "0", "--lambda-port", "0", "--s3-addr", "127.0.0.1:0", "--bsim-addr", "127.0.0.1:0"})
 	}()
 	t.Cleanup(func() {
@@ -83,18 +91,7 @@ func startStack(t *testing.T) *stack {
 			t.Logf("up's log:\n%s", logs.String())
 		}
 	})
-	deadline := time.Now().Add(6 * time.Minute) // a cold build cache compiles the SDK and SQLite
-	for !strings.Contains(out.String(), "Try:") {
-		select {
-		case code := <-done:
-			t.Fatalf("up exited %d before it was up:\n%s", code, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("up is not up after 6 minutes:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUp(t, &out, logs, done)
 	s := &stack{banner: out.String(), logs: logs}
 	field := func(label string) string {
 		m := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(label) + `\s+(http://\S+)`).FindStringSubmatch(s.banner)
@@ -108,6 +105,43 @@ func startStack(t *testing.T) *stack {
 	s.common = []string{"-t", tpl, "--build-dir", buildDir, "--skip-build", "--data-dir", dataDir,
 		"--s3-addr", strings.TrimPrefix(s.s3, "http://"), "--bsim-addr", strings.TrimPrefix(s.systemB, "http://")}
 	return s
+}
+
+// upStall is how long `up` may print nothing before the test gives up on
+// it: it logs each step (the services, the demo data, each function), so a
+// slow machine only makes the steps slower, while a hang stops the log.
+const upStall = 2 * time.Minute
+
+// waitUp waits until up printed its banner ("Try:"), failing at once if up
+// exits, and if its log stops growing for upStall.
+func waitUp(t *testing.T, out, logs *localtest.Buffer, done chan int) {
+	t.Helper()
+	size, grew := -1, time.Now()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !strings.Contains(out.String(), "Try:") {
+		select {
+		case code := <-done:
+			done <- code // for the cleanup
+			t.Fatalf("up exited %d before it was up:\n%s", code, logs.String())
+		case <-tick.C:
+		}
+		if n := len(logs.String()) + len(out.String()); n != size {
+			size, grew = n, time.Now()
+		} else if time.Since(grew) > upStall {
+			t.Fatalf("up printed nothing for %s and is not up:\n%s", upStall, logs.String())
+		}
+	}
+}
+
+// loadFunctions returns the template's functions.
+func loadFunctions(t *testing.T, path string) []*samtemplate.Function {
+	t.Helper()
+	tpl, err := samtemplate.Load(path, samtemplate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl.Functions
 }
 
 func TestEndToEnd(t *testing.T) {

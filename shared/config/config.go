@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/telemetry/logging"
 )
 
 // The settings, by environment variable name.
@@ -53,13 +55,13 @@ var ErrInvalid = errors.New("config: invalid setting")
 
 // Config is the functions' configuration.
 type Config struct {
-	SnapshotURI      string        // s3://bucket/key or file:///abs/path.db
+	SnapshotURI      string        // s3://bucket/key or file:///abs/path.db (location.Object)
 	SnapshotRefresh  time.Duration // how often a warm function looks for a newer snapshot
 	SystemBURL       string        // System B base URL
 	SystemBToken     string        // static bearer token (local use)
 	SystemBSecretARN string        // Secrets Manager secret holding the token (AWS use)
 	SystemBTimeout   time.Duration // per call
-	ReportURI        string        // s3://bucket/prefix or file:///abs/dir; reconcile only
+	ReportURI        string        // s3://bucket/prefix or file:///abs/dir (location.Prefix); reconcile only
 	ReconcileLease   time.Duration // how long a reconciliation's claim holds unrenewed; reconcile only
 	Rules            merge.Rules
 	MetricsNamespace string
@@ -85,6 +87,7 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w %s: %s", ErrInvalid, name, fmt.Sprintf(format, args...)))
 	}
+	badErr := func(name string, err error) { errs = append(errs, fmt.Errorf("%w %s: %w", ErrInvalid, name, err)) }
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
 
 	c := Config{
@@ -97,12 +100,12 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		LogLevel:         get(EnvLogLevel),
 		LogHashKey:       get(EnvLogHashKey),
 	}
-	if err := checkURI(c.SnapshotURI, true); err != nil {
-		bad(EnvSnapshotURI, "%v", err)
+	if _, err := location.Parse(EnvSnapshotURI, c.SnapshotURI, location.Object); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
 	}
 	if need.Report {
-		if err := checkURI(c.ReportURI, false); err != nil {
-			bad(EnvReportURI, "%v", err)
+		if _, err := location.Parse(EnvReportURI, c.ReportURI, location.Prefix); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
 		}
 	}
 	if u, err := url.Parse(c.SystemBURL); c.SystemBURL == "" {
@@ -138,10 +141,8 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	if c.MetricsNamespace == "" {
 		c.MetricsNamespace = "UnifiedCustomerService"
 	}
-	switch strings.ToLower(c.LogLevel) {
-	case "", "debug", "info", "warn", "error":
-	default:
-		bad(EnvLogLevel, "want debug, info, warn or error")
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		badErr(EnvLogLevel, err)
 	}
 	return c, errors.Join(errs...)
 }
@@ -156,31 +157,4 @@ func seconds(s string, def, unit time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("want a positive whole number, got %q", s)
 	}
 	return time.Duration(n) * unit, nil
-}
-
-// checkURI accepts s3://bucket/key and file:///abs/path (object: a key is required).
-func checkURI(s string, object bool) error {
-	if s == "" {
-		return errors.New("required")
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("not a URI: %v", err)
-	}
-	switch u.Scheme {
-	case "s3":
-		if u.Host == "" {
-			return errors.New("s3 URI needs a bucket: s3://bucket/key")
-		}
-		if object && strings.Trim(u.Path, "/") == "" {
-			return errors.New("s3 URI needs a key: s3://bucket/key")
-		}
-	case "file":
-		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
-			return errors.New("file URI needs an absolute path: file:///abs/path")
-		}
-	default:
-		return fmt.Errorf("want s3:// or file://, got %q scheme", u.Scheme)
-	}
-	return nil
 }

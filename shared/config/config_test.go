@@ -2,13 +2,16 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/config"
+	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/telemetry/logging"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -80,6 +83,68 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 			}
 			if err != nil && strings.Contains(err.Error(), "t0ken") {
 				t.Errorf("the error leaks the token: %v", err)
+			}
+		})
+	}
+}
+
+// TestLoadURIErrors: SNAPSHOT_URI and REPORT_URI are checked by
+// location.Parse, the parser the adapters open them with, and the error
+// says what it says.
+func TestLoadURIErrors(t *testing.T) {
+	tests := []struct {
+		name, setting, value string
+		kind                 location.Kind
+	}{
+		{"snapshot missing", config.EnvSnapshotURI, "", location.Object},
+		{"snapshot without key", config.EnvSnapshotURI, "s3://bucket", location.Object},
+		{"snapshot with a query", config.EnvSnapshotURI, "s3://bucket/k.db?versionId=2", location.Object},
+		{"snapshot relative file", config.EnvSnapshotURI, "file://rel/x.db", location.Object},
+		{"report without bucket", config.EnvReportURI, "s3:///runs", location.Prefix},
+		{"report on http", config.EnvReportURI, "http://x/runs", location.Prefix},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := valid()
+			m[tt.setting] = tt.value
+			_, err := config.Load(env(m), config.Need{Report: true})
+			_, want := location.Parse(tt.setting, tt.value, tt.kind)
+			if want == nil {
+				t.Fatalf("location.Parse(%q) accepted it", tt.value)
+			}
+			if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), want.Error()) {
+				t.Errorf("err = %v, want config.ErrInvalid and %q", err, want)
+			}
+		})
+	}
+	m := valid()
+	m[config.EnvReportURI] = "s3://reports"
+	if _, err := config.Load(env(m), config.Need{Report: true}); err != nil {
+		t.Errorf("a bucket as REPORT_URI: %v", err)
+	}
+}
+
+// TestLoadLogLevel: LOG_LEVEL is checked by logging.ParseLevel, the
+// parser the loggers use, so a value passes both or neither.
+func TestLoadLogLevel(t *testing.T) {
+	tests := []struct {
+		value string
+		ok    bool
+	}{
+		{"", true}, {"debug", true}, {"info", true}, {"warn", true}, {"error", true}, {" warn ", true},
+		{"warning", false}, {"WARN", false}, {"verbose", false}, {"0", false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q", tt.value), func(t *testing.T) {
+			m := valid()
+			m[config.EnvLogLevel] = tt.value
+			_, err := config.Load(env(m), config.Need{})
+			_, parseErr := logging.ParseLevel(tt.value)
+			if (err == nil) != tt.ok || (parseErr == nil) != tt.ok {
+				t.Fatalf("Load: %v; ParseLevel: %v; want accepted=%v by both", err, parseErr, tt.ok)
+			}
+			if !tt.ok && (!errors.Is(err, logging.ErrInvalidLevel) || !strings.Contains(err.Error(), config.EnvLogLevel)) {
+				t.Errorf("err = %v, want one naming %s and wrapping logging.ErrInvalidLevel", err, config.EnvLogLevel)
 			}
 		})
 	}

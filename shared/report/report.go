@@ -14,15 +14,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/acme/unified-customer-service/shared/location"
 )
 
 // Errors at the boundary.
@@ -62,26 +62,17 @@ type S3API interface {
 // Open returns the store for uri: s3://bucket/prefix (client required) or
 // file:///abs/dir.
 func Open(uri string, client S3API) (Store, error) {
-	u, err := url.Parse(uri)
+	u, err := location.Parse("REPORT_URI", uri, location.Prefix)
 	if err != nil {
-		return nil, fmt.Errorf("report: parse %q: %w", uri, err)
+		return nil, fmt.Errorf("report: %w", err)
 	}
-	switch u.Scheme {
-	case "s3":
-		if u.Host == "" {
-			return nil, fmt.Errorf("report: %q has no bucket", uri)
-		}
-		if client == nil {
-			return nil, errors.New("report: an S3 client is required for s3:// URIs")
-		}
-		return &S3Store{Client: client, Bucket: u.Host, Prefix: strings.Trim(u.Path, "/")}, nil
-	case "file":
-		if u.Host != "" || !filepath.IsAbs(u.Path) {
-			return nil, fmt.Errorf("report: %q is not file:///abs/dir", uri)
-		}
+	if u.Scheme == "file" {
 		return &FileStore{Dir: u.Path}, nil
 	}
-	return nil, fmt.Errorf("report: %q: want s3:// or file://", uri)
+	if client == nil {
+		return nil, errors.New("report: an S3 client is required for s3:// URIs")
+	}
+	return &S3Store{Client: client, Bucket: u.Bucket, Prefix: u.Key}, nil
 }
 
 // S3Store writes reports to an S3 prefix with S3's conditional writes:

@@ -3,12 +3,10 @@ package systema
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
+	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
 )
 
@@ -68,53 +66,16 @@ type Source interface {
 }
 
 // URI is a parsed SNAPSHOT_URI: s3://bucket/key or file:///abs/path.db.
-type URI struct {
-	Scheme string // "s3" or "file"
-	Bucket string // s3 only
-	Key    string // s3 only
-	Path   string // file only: absolute, cleaned
-}
+type URI = location.URI
 
-// String renders the URI back in SNAPSHOT_URI form.
-func (u URI) String() string {
-	if u.Scheme == "s3" {
-		return "s3://" + u.Bucket + "/" + u.Key
-	}
-	return "file://" + u.Path
-}
-
-// ParseURI parses a SNAPSHOT_URI value. Errors name the setting and say what
-// form is expected.
+// ParseURI parses a SNAPSHOT_URI value (location.Parse). Errors name the
+// setting and say what form is expected.
 func ParseURI(s string) (URI, error) {
-	const form = "want s3://bucket/key or file:///abs/path.db"
-	if strings.TrimSpace(s) == "" {
-		return URI{}, fmt.Errorf("systema: SNAPSHOT_URI is empty (%s)", form)
-	}
-	u, err := url.Parse(s)
+	u, err := location.Parse("SNAPSHOT_URI", s, location.Object)
 	if err != nil {
-		return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q does not parse (%s): %w", s, form, err)
+		return URI{}, fmt.Errorf("systema: %w", err)
 	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q: no query, fragment or user info allowed (%s)", s, form)
-	}
-	switch u.Scheme {
-	case "s3":
-		key := strings.TrimPrefix(u.Path, "/")
-		if u.Host == "" || key == "" || strings.HasSuffix(key, "/") {
-			return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q: needs a bucket and an object key (%s)", s, form)
-		}
-		return URI{Scheme: "s3", Bucket: u.Host, Key: key}, nil
-	case "file":
-		if u.Host != "" && u.Host != "localhost" {
-			return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q: file URIs take no host (%s)", s, form)
-		}
-		if u.Path == "" || !filepath.IsAbs(u.Path) || strings.HasSuffix(u.Path, "/") {
-			return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q: needs an absolute file path (%s)", s, form)
-		}
-		return URI{Scheme: "file", Path: filepath.Clean(u.Path)}, nil
-	default:
-		return URI{}, fmt.Errorf("systema: SNAPSHOT_URI %q: unsupported scheme %q (%s)", s, u.Scheme, form)
-	}
+	return u, nil
 }
 
 // NewSource returns the Source for u. An s3 URI needs client (built by the

@@ -26,23 +26,29 @@ import (
 const RequestIDKey = "requestId"
 
 // ErrInvalidLevel is wrapped by the error of ParseLevel and New for a
-// LOG_LEVEL that is not debug, info, warn or error.
+// LOG_LEVEL that is not one of Levels.
 var ErrInvalidLevel = errors.New("logging: invalid LOG_LEVEL")
 
-// ParseLevel parses a LOG_LEVEL setting: debug, info, warn or error, in any
-// case, surrounding spaces ignored; "" is info.
+// Levels returns the LOG_LEVEL values, least severe first: the template's
+// AllowedValues for its LogLevel parameter are the same list.
+func Levels() []string { return []string{"debug", "info", "warn", "error"} }
+
+// ParseLevel parses a LOG_LEVEL setting, exactly one of Levels (lower
+// case, as CloudFormation checks AllowedValues), surrounding spaces
+// ignored; "" is info. It is the only parser of the setting: config.Load
+// checks it with this function too.
 func ParseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
+	switch strings.TrimSpace(s) {
 	case "debug":
 		return slog.LevelDebug, nil
 	case "", "info":
 		return slog.LevelInfo, nil
-	case "warn", "warning":
+	case "warn":
 		return slog.LevelWarn, nil
 	case "error":
 		return slog.LevelError, nil
 	}
-	return 0, fmt.Errorf("%w: %q, want one of debug, info, warn, error", ErrInvalidLevel, s)
+	return 0, fmt.Errorf("%w: %q, want one of %s", ErrInvalidLevel, s, strings.Join(Levels(), ", "))
 }
 
 // Option configures New.

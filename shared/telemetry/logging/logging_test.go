@@ -57,10 +57,12 @@ func TestParseLevel(t *testing.T) {
 	}{
 		{"", slog.LevelInfo, false},
 		{"debug", slog.LevelDebug, false},
-		{"DEBUG", slog.LevelDebug, false},
-		{"Info", slog.LevelInfo, false},
 		{" warn ", slog.LevelWarn, false},
-		{"WARNING", slog.LevelWarn, false},
+		// One spelling per level, the template's AllowedValues.
+		{"DEBUG", 0, true},
+		{"Info", 0, true},
+		{"WARN", 0, true},
+		{"warning", 0, true},
 		{"error", slog.LevelError, false},
 		{"verbose", 0, true},
 		{"trace", 0, true},
@@ -82,6 +84,21 @@ func TestParseLevel(t *testing.T) {
 			}
 			if err != nil || got != tt.want {
 				t.Errorf("ParseLevel(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLevelsParse(t *testing.T) {
+	want := []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}
+	levels := Levels()
+	if len(levels) != len(want) {
+		t.Fatalf("Levels() = %v, want %d levels", levels, len(want))
+	}
+	for i, s := range levels {
+		t.Run(s, func(t *testing.T) {
+			if got, err := ParseLevel(s); err != nil || got != want[i] {
+				t.Errorf("ParseLevel(%q) = %v, %v; want %v", s, got, err, want[i])
 			}
 		})
 	}

@@ -27,10 +27,12 @@ import (
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
 	"github.com/acme/unified-customer-service/cmd/local/internal/build"
+	"github.com/acme/unified-customer-service/cmd/local/internal/localtest"
 	"github.com/acme/unified-customer-service/cmd/local/internal/s3local"
 	"github.com/acme/unified-customer-service/cmd/local/internal/samtemplate"
 	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
 	"github.com/acme/unified-customer-service/shared/demodata"
+	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
 )
 
@@ -131,9 +133,20 @@ func templateFunction(t testing.TB, tpl *samtemplate.Template, id string) *samte
 }
 
 // buildFunction builds f's bootstrap with the Makefile (make
-// build-<LogicalId>) for goos/goarch ("" for this machine) under dir.
+// build-<LogicalId>) for goos/goarch under dir. For this machine (goos and
+// goarch "") it takes the one `make bench-e2e` built (or builds it once,
+// sharing go's build cache with the other packages): see
+// localtest.HostBootstraps.
 func buildFunction(t testing.TB, f *samtemplate.Function, dir, goos, goarch string) string {
 	t.Helper()
+	if goos == "" && goarch == "" {
+		ps, err := localtest.HostBootstraps(context.Background(),
+			localtest.BootstrapConfig{Root: repoRoot(t), Dir: dir}, []*samtemplate.Function{f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps[f.LogicalID]
+	}
 	var log bytes.Buffer
 	b := &build.Builder{Dir: dir, GOOS: goos, GOARCH: goarch, Log: &log}
 	p, err := b.Build(context.Background(), f)
@@ -168,16 +181,15 @@ func templateS3(t testing.TB, tpl *samtemplate.Template) (snapshotLocation, []st
 	var buckets []string
 	for _, f := range tpl.Functions {
 		for k, v := range f.Environment {
-			rest, ok := strings.CutPrefix(v, "s3://")
-			if !ok {
+			u, err := location.Parse(k, v, location.Prefix)
+			if err != nil || u.Scheme != "s3" {
 				continue
 			}
-			b, key, _ := strings.Cut(rest, "/")
-			if !slices.Contains(buckets, b) {
-				buckets = append(buckets, b)
+			if !slices.Contains(buckets, u.Bucket) {
+				buckets = append(buckets, u.Bucket)
 			}
 			if k == "SNAPSHOT_URI" {
-				snap = snapshotLocation{b, key}
+				snap = snapshotLocation{u.Bucket, u.Key}
 			}
 		}
 	}

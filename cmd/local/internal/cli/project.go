@@ -14,6 +14,7 @@ import (
 	"github.com/acme/unified-customer-service/cmd/local/internal/samtemplate"
 	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
 	"github.com/acme/unified-customer-service/cmd/local/internal/stack"
+	"github.com/acme/unified-customer-service/shared/location"
 )
 
 // The service's settings the tool fills in for the embedded services (see
@@ -156,12 +157,12 @@ func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *pro
 		env, _ := f.ComposeEnv(ev.Layers(f.LogicalID)...)
 		base[f.LogicalID] = env
 		for k, v := range env {
-			if b, key, ok := s3URI(v); ok {
-				if !slices.Contains(buckets, b) {
-					buckets = append(buckets, b)
+			if u, err := location.Parse(k, v, location.Prefix); err == nil && u.Scheme == "s3" {
+				if !slices.Contains(buckets, u.Bucket) {
+					buckets = append(buckets, u.Bucket)
 				}
 				if k == envSnapshotURI {
-					snapBucket, snapKey = b, key
+					snapBucket, snapKey = u.Bucket, u.Key
 				}
 			}
 		}
@@ -265,16 +266,6 @@ func (p *project) Close() {
 	if p.stack != nil {
 		p.stack.Close() //nolint:errcheck // best effort at exit
 	}
-}
-
-// s3URI splits s3://bucket/key.
-func s3URI(v string) (bucket, key string, ok bool) {
-	rest, ok := strings.CutPrefix(v, "s3://")
-	if !ok {
-		return "", "", false
-	}
-	bucket, key, _ = strings.Cut(rest, "/")
-	return bucket, key, bucket != ""
 }
 
 // isLoopbackURL reports whether u points at this machine (the template's

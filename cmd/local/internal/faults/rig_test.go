@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -27,7 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
-	"github.com/acme/unified-customer-service/cmd/local/internal/build"
+	"github.com/acme/unified-customer-service/cmd/local/internal/localtest"
 	"github.com/acme/unified-customer-service/cmd/local/internal/s3local"
 	"github.com/acme/unified-customer-service/cmd/local/internal/samtemplate"
 	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
@@ -67,7 +66,7 @@ var (
 	// tpl is the repository's template.yaml.
 	tpl *samtemplate.Template
 	// bootstraps maps a logical id to its bootstrap built for this machine.
-	bootstraps = map[string]string{}
+	bootstraps map[string]string
 	// data is the shared data set.
 	data *dataset
 	// suiteLog receives every line every function logs during the suite.
@@ -104,8 +103,9 @@ func runMain(m *testing.M) int {
 	return code
 }
 
-// setup loads the template, builds the three bootstraps with the Makefile
-// and generates the data set.
+// setup loads the template, gets the three bootstraps (prebuilt by make
+// test, or built with the Makefile: localtest.HostBootstraps) and
+// generates the data set, at the same time.
 func setup(tmp string) error {
 	if _, err := exec.LookPath("make"); err != nil {
 		return fmt.Errorf("make is not on PATH: the functions are built with the Makefile: %w", err)
@@ -115,27 +115,21 @@ func setup(tmp string) error {
 	if err != nil {
 		return err
 	}
-	// The three builds and the data set, at the same time.
-	eg := new(errgroup.Group)
-	var mu sync.Mutex
+	var fns []*samtemplate.Function
 	for _, id := range []string{lookupFn, syncFn, reconcileFn} {
 		f, ok := tpl.Function(id)
 		if !ok {
 			return fmt.Errorf("template.yaml has no %s", id)
 		}
-		eg.Go(func() error {
-			var log bytes.Buffer
-			b := &build.Builder{Dir: filepath.Join(tmp, "build"), Log: &log}
-			p, err := b.Build(context.Background(), f)
-			if err != nil {
-				return fmt.Errorf("%w\n%s", err, log.String())
-			}
-			mu.Lock()
-			bootstraps[id] = p
-			mu.Unlock()
-			return nil
-		})
+		fns = append(fns, f)
 	}
+	eg := new(errgroup.Group)
+	eg.Go(func() error {
+		var err error
+		bootstraps, err = localtest.HostBootstraps(context.Background(),
+			localtest.BootstrapConfig{Root: repoRoot, Dir: filepath.Join(tmp, "build"), Log: os.Stderr}, fns)
+		return err
+	})
 	eg.Go(func() error {
 		var err error
 		data, err = newDataset(filepath.Join(tmp, "data"))
@@ -147,32 +141,15 @@ func setup(tmp string) error {
 // repoRoot is the module's root, from this package's directory.
 const repoRoot = "../../../.."
 
-// statSources stats every file the bootstraps are built from. make builds
-// them in a child process, which go test's result cache does not watch;
-// the files the test process stats while tests run (not in TestMain before
-// m.Run), it does: a change to one of them then invalidates a cached PASS.
-// newRig calls it once.
-var statSources = sync.OnceValue(func() error { return statTree(repoRoot) })
-
-func statTree(root string) error {
-	for _, f := range []string{"go.mod", "go.sum", "Makefile", "template.yaml"} {
-		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
-			return err
-		}
-	}
-	for _, dir := range []string{"functions", "shared"} {
-		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				_, err = os.Stat(p)
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// statSources stats every file the bootstraps are built from
+// (localtest.NewestSource): they are built (or copied) in TestMain, before
+// m.Run, where go test's result cache does not watch; the files the test
+// process stats while tests run, it does: a change to one of them then
+// invalidates a cached PASS. newRig calls it once.
+var statSources = sync.OnceValue(func() error {
+	_, _, err := localtest.NewestSource(repoRoot)
+	return err
+})
 
 // dataset is the generated data: System A's snapshot and System B's
 // customers as files, the ground truth, and every personal value.

@@ -5,9 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme/unified-customer-service/shared/telemetry/logging"
 )
 
 func loadFull(t *testing.T, opts Options) *Template {
@@ -325,13 +328,12 @@ func TestEnvVarsAndComposeEnv(t *testing.T) {
 	}
 }
 
-// TestRealTemplate reads the service's own template.yaml, once it exists.
+// realTemplate is the service's own template.yaml.
+var realTemplate = filepath.Join("..", "..", "..", "..", "template.yaml")
+
+// TestRealTemplate reads the service's own template.yaml.
 func TestRealTemplate(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "..", "template.yaml")
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("no %s yet", path)
-	}
-	tpl, err := Load(path, Options{})
+	tpl, err := Load(realTemplate, Options{})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -357,5 +359,57 @@ func TestRealTemplate(t *testing.T) {
 	}
 	for _, w := range tpl.Warnings {
 		t.Logf("warning: %s", w)
+	}
+}
+
+// TestRealTemplateLogLevels checks that the template's LogLevel parameter
+// allows exactly the values the functions' one LOG_LEVEL parser
+// (logging.ParseLevel) accepts, and that the template passes it on.
+func TestRealTemplateLogLevels(t *testing.T) {
+	data, err := os.ReadFile(realTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := decodeYAML(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	param := asMap(asMap(doc["Parameters"])["LogLevel"])
+	allowed, _ := param["AllowedValues"].([]any)
+	var got []string
+	for _, v := range allowed {
+		s, _ := v.(string)
+		got = append(got, s)
+	}
+	if want := logging.Levels(); !slices.Equal(got, want) {
+		t.Errorf("template.yaml LogLevel AllowedValues = %v, want logging.Levels() %v", got, want)
+	}
+	def, _ := param["Default"].(string)
+	if _, err := logging.ParseLevel(def); err != nil {
+		t.Errorf("LogLevel Default %q: %v", def, err)
+	}
+	tests := []struct {
+		value       string
+		wantWarning bool
+	}{
+		{"debug", false}, {"info", false}, {"warn", false}, {"error", false},
+		{"warning", true}, {"WARN", true}, {"verbose", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.value, func(t *testing.T) {
+			tpl, err := Load(realTemplate, Options{Parameters: map[string]string{"LogLevel": tc.value}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			warned := slices.ContainsFunc(tpl.Warnings, func(w string) bool { return strings.HasPrefix(w, "parameter LogLevel:") })
+			if warned != tc.wantWarning {
+				t.Errorf("warnings %q: LogLevel warning %v, want %v", tpl.Warnings, warned, tc.wantWarning)
+			}
+			for _, f := range tpl.Functions {
+				if f.Environment["LOG_LEVEL"] != tc.value {
+					t.Errorf("%s: LOG_LEVEL %q, want %q", f.LogicalID, f.Environment["LOG_LEVEL"], tc.value)
+				}
+			}
+		})
 	}
 }
