@@ -37,6 +37,7 @@ const repoRoot = "../.."
 // stack is a running `local up`.
 type stack struct {
 	api, lambda, s3, systemB string
+	kafka                    string // the embedded broker's host:port
 	banner                   string
 	logs                     *localtest.Buffer
 	common                   []string // flags that point another command at this stack
@@ -72,7 +73,7 @@ func startStack(t *testing.T) *stack {
 	done := make(chan int, 1)
 	go func() {
 		done <- app.Run(ctx, []string{"up", "-t", tpl, "--build-dir", buildDir, "--skip-build", "--data-dir", dataDir,
-			"--api-port", "0", "--lambda-port", "0", "--s3-addr", "127.0.0.1:0", "--bsim-addr", "127.0.0.1:0"})
+			"--api-port", "0", "--lambda-port", "0", "--s3-addr", "127.0.0.1:0", "--bsim-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0"})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -102,8 +103,14 @@ func startStack(t *testing.T) *stack {
 	}
 	s.api, s.lambda = field("HTTP API (API Gateway payload 2.0)"), field("Lambda Invoke API")
 	s.s3, s.systemB = field("S3"), field("System B simulator")
+	m := regexp.MustCompile(`(?m)^  Kafka \(embedded broker, kfake\)\s+(127\.0\.0\.1:\d+)`).FindStringSubmatch(s.banner)
+	if m == nil {
+		t.Fatalf("the banner has no Kafka broker address:\n%s", s.banner)
+	}
+	s.kafka = m[1]
 	s.common = []string{"-t", tpl, "--build-dir", buildDir, "--skip-build", "--data-dir", dataDir,
-		"--s3-addr", strings.TrimPrefix(s.s3, "http://"), "--bsim-addr", strings.TrimPrefix(s.systemB, "http://")}
+		"--s3-addr", strings.TrimPrefix(s.s3, "http://"), "--bsim-addr", strings.TrimPrefix(s.systemB, "http://"),
+		"--kafka-addr", s.kafka}
 	return s
 }
 

@@ -7,6 +7,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/acme/unified-customer-service/shared/config"
+	"github.com/acme/unified-customer-service/shared/kafka"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/reconcile"
 	"github.com/acme/unified-customer-service/shared/report"
@@ -45,6 +47,8 @@ type App struct {
 	Store   *systema.Store
 	Client  *systemb.Client
 	Reports report.Store // nil unless config.Need.Report
+	// Producer publishes change events; nil unless config.Need.Kafka.
+	Producer *kafka.Producer
 }
 
 // Options are the process-level inputs of New.
@@ -85,7 +89,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 		return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvSnapshotURI, err)
 	}
 	needAWS := snapURI.Scheme == "s3" || cfg.SystemBToken == "" ||
-		(o.Need.Report && strings.HasPrefix(cfg.ReportURI, "s3://"))
+		(o.Need.Report && strings.HasPrefix(cfg.ReportURI, "s3://")) ||
+		(o.Need.Kafka && cfg.Kafka.Auth != kafka.AuthNone)
 	var awsCfg aws.Config
 	var s3Client *s3.Client // nil when nothing is read from S3
 	if needAWS {
@@ -152,6 +157,16 @@ func New(ctx context.Context, o Options) (*App, error) {
 		return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvSystemBURL, err)
 	}
 
+	if o.Need.Kafka {
+		a.Producer, err = kafka.NewProducer(kafka.Config{
+			Brokers: cfg.Kafka.Brokers, Auth: cfg.Kafka.Auth, TLS: cfg.Kafka.TLS, Log: a.Log,
+			Creds: kafkaCredentials(awsCfg, cfg.Kafka), ClientID: "unified-customer-service-" + o.Function,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvKafkaBootstrapServers, err)
+		}
+	}
+
 	if o.Need.Report {
 		var client report.S3API
 		if s3Client != nil {
@@ -163,6 +178,37 @@ func New(ctx context.Context, o Options) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// kafkaCredentials reads what the Kafka auth mode needs when the client
+// connects: the function's AWS credentials for MSK IAM, the SCRAM user and
+// password from Secrets Manager (MSK's {"username","password"} secret).
+func kafkaCredentials(awsCfg aws.Config, k config.Kafka) kafka.Credentials {
+	var c kafka.Credentials
+	switch k.Auth {
+	case kafka.AuthIAM:
+		c.AWS = func(ctx context.Context) (string, string, string, error) {
+			cr, err := awsCfg.Credentials.Retrieve(ctx)
+			if err != nil {
+				return "", "", "", fmt.Errorf("app: kafka: %w", err)
+			}
+			return cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken, nil
+		}
+	case kafka.AuthSCRAMSHA512:
+		client := secretsmanager.NewFromConfig(awsCfg)
+		c.SCRAM = func(ctx context.Context) (string, string, error) {
+			out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(k.SASLSecretARN)})
+			if err != nil {
+				return "", "", fmt.Errorf("app: read %s: %w", config.EnvKafkaSASLSecretARN, err)
+			}
+			var up struct{ Username, Password string }
+			if out.SecretString == nil || json.Unmarshal([]byte(*out.SecretString), &up) != nil || up.Username == "" || up.Password == "" {
+				return "", "", fmt.Errorf("app: %s: want a JSON secret with username and password", config.EnvKafkaSASLSecretARN)
+			}
+			return up.Username, up.Password, nil
+		}
+	}
+	return c
 }
 
 // countRefresh counts a snapshot refresh that did not take a new snapshot

@@ -7,11 +7,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/acme/unified-customer-service/shared/kafka"
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
@@ -33,6 +35,10 @@ const (
 	EnvMetricsNamespace       = "METRICS_NAMESPACE"
 	EnvLogLevel               = "LOG_LEVEL"
 	EnvLogHashKey             = "LOG_HASH_KEY"
+	EnvKafkaBootstrapServers  = "KAFKA_BOOTSTRAP_SERVERS"
+	EnvKafkaAuth              = "KAFKA_AUTH"
+	EnvKafkaTLS               = "KAFKA_TLS"
+	EnvKafkaSASLSecretARN     = "KAFKA_SASL_SECRET_ARN"
 )
 
 // Settings lists every setting the functions read, for tests that check the
@@ -42,6 +48,7 @@ var Settings = []string{
 	EnvSystemBURL, EnvSystemBToken,
 	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvReconcileLeaseSeconds, EnvMergeRules,
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
+	EnvKafkaBootstrapServers, EnvKafkaAuth, EnvKafkaTLS, EnvKafkaSASLSecretARN,
 }
 
 // MaxReconcileLease bounds RECONCILE_LEASE_SECONDS (exclusive): Lambda
@@ -71,14 +78,27 @@ type Config struct {
 	// SnapshotRefreshReserve is the time before its deadline that a request
 	// stops waiting for a snapshot refresh and is served the current one.
 	SnapshotRefreshReserve time.Duration
+	// Kafka is where change events go; read only when Need.Kafka.
+	Kafka Kafka
+
 	// SnapshotRefreshTimeout bounds one snapshot refresh (stat, download,
 	// validation), which runs on its own, outliving the request that started it.
 	SnapshotRefreshTimeout time.Duration
 }
 
+// Kafka is the Kafka connection of the functions that publish or consume
+// change events.
+type Kafka struct {
+	Brokers       []string   // KAFKA_BOOTSTRAP_SERVERS, host:port, comma-separated
+	Auth          kafka.Auth // KAFKA_AUTH: none, iam or scram-sha-512
+	TLS           bool       // KAFKA_TLS (implied by iam)
+	SASLSecretARN string     // KAFKA_SASL_SECRET_ARN: the SCRAM user and password (scram-sha-512)
+}
+
 // Need says which optional parts a function requires.
 type Need struct {
 	Report bool // REPORT_URI is required (reconcile)
+	Kafka  bool // KAFKA_BOOTSTRAP_SERVERS is required (change capture, sync worker)
 }
 
 // Load reads the configuration through getenv (os.Getenv in main).
@@ -138,6 +158,11 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	if c.Rules, err = merge.ParseRules(get(EnvMergeRules)); err != nil {
 		bad(EnvMergeRules, "%v", err)
 	}
+	if need.Kafka {
+		if err := c.Kafka.load(get); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.MetricsNamespace == "" {
 		c.MetricsNamespace = "UnifiedCustomerService"
 	}
@@ -145,6 +170,49 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		badErr(EnvLogLevel, err)
 	}
 	return c, errors.Join(errs...)
+}
+
+// load reads the Kafka settings through get.
+func (k *Kafka) load(get func(string) string) error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w %s: %s", ErrInvalid, name, fmt.Sprintf(format, args...)))
+	}
+	list := get(EnvKafkaBootstrapServers)
+	if list == "" {
+		bad(EnvKafkaBootstrapServers, "required (host:port of the brokers, comma-separated)")
+	}
+	for b := range strings.SplitSeq(list, ",") {
+		if b = strings.TrimSpace(b); b == "" {
+			continue
+		}
+		if host, port, err := net.SplitHostPort(b); err != nil || host == "" || !isPort(port) {
+			bad(EnvKafkaBootstrapServers, "want host:port entries, got %q", b)
+			continue
+		}
+		k.Brokers = append(k.Brokers, b)
+	}
+	var err error
+	if k.Auth, err = kafka.ParseAuth(get(EnvKafkaAuth)); err != nil {
+		bad(EnvKafkaAuth, "%v", err)
+	}
+	switch v := get(EnvKafkaTLS); v {
+	case "", "false":
+	case "true":
+		k.TLS = true
+	default:
+		bad(EnvKafkaTLS, "want true or false, got %q", v)
+	}
+	k.SASLSecretARN = get(EnvKafkaSASLSecretARN)
+	if k.Auth == kafka.AuthSCRAMSHA512 && !strings.HasPrefix(k.SASLSecretARN, "arn:") {
+		bad(EnvKafkaSASLSecretARN, "%s=%s needs the ARN of a Secrets Manager secret holding {\"username\",\"password\"}", EnvKafkaAuth, k.Auth)
+	}
+	return errors.Join(errs...)
+}
+
+func isPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n < 65536
 }
 
 // seconds parses a positive whole number of units, def when empty.

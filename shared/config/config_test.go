@@ -3,12 +3,15 @@ package config_test
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/config"
+	"github.com/acme/unified-customer-service/shared/kafka"
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
@@ -18,13 +21,14 @@ func env(m map[string]string) func(string) string { return func(k string) string
 
 func valid() map[string]string {
 	return map[string]string{
-		config.EnvSnapshotURI:      "s3://snapshots/customers.db",
-		config.EnvSystemBURL:       "https://systemb.example.com/v1",
-		config.EnvSystemBToken:     "t0ken",
-		config.EnvReportURI:        "s3://reports/runs",
-		config.EnvMergeRules:       "",
-		config.EnvLogLevel:         "",
-		config.EnvSystemBTimeoutMS: "",
+		config.EnvSnapshotURI:           "s3://snapshots/customers.db",
+		config.EnvSystemBURL:            "https://systemb.example.com/v1",
+		config.EnvSystemBToken:          "t0ken",
+		config.EnvReportURI:             "s3://reports/runs",
+		config.EnvMergeRules:            "",
+		config.EnvLogLevel:              "",
+		config.EnvSystemBTimeoutMS:      "",
+		config.EnvKafkaBootstrapServers: "b-1.msk.example.com:9098,b-2.msk.example.com:9098",
 	}
 }
 
@@ -164,7 +168,7 @@ func TestSettingsListsWhatLoadReads(t *testing.T) {
 	read := map[string]bool{}
 	m := valid()
 	getenv := func(k string) string { read[k] = true; return m[k] }
-	if _, err := config.Load(getenv, config.Need{Report: true}); err != nil {
+	if _, err := config.Load(getenv, config.Need{Report: true, Kafka: true}); err != nil {
 		t.Fatal(err)
 	}
 	for k := range read {
@@ -189,5 +193,51 @@ func TestLoadSnapshotRefreshSettings(t *testing.T) {
 	}
 	if c.SnapshotRefreshReserve != 2500*time.Millisecond || c.SnapshotRefreshTimeout != 2*time.Minute {
 		t.Errorf("reserve %v, timeout %v; want 2.5s and 2m", c.SnapshotRefreshReserve, c.SnapshotRefreshTimeout)
+	}
+}
+
+func TestLoadKafka(t *testing.T) {
+	tests := []struct {
+		name    string
+		set     map[string]string
+		want    config.Kafka
+		wantErr string // the setting the error names; "" for none
+	}{
+		{"defaults", nil, config.Kafka{Brokers: []string{"b-1.msk.example.com:9098", "b-2.msk.example.com:9098"}, Auth: kafka.AuthNone}, ""},
+		{"iam", map[string]string{config.EnvKafkaAuth: "iam"}, config.Kafka{Brokers: []string{"b-1.msk.example.com:9098", "b-2.msk.example.com:9098"}, Auth: kafka.AuthIAM}, ""},
+		{"scram with its secret and TLS", map[string]string{config.EnvKafkaAuth: "scram-sha-512", config.EnvKafkaTLS: "true",
+			config.EnvKafkaSASLSecretARN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:AmazonMSK_ucs"},
+			config.Kafka{Brokers: []string{"b-1.msk.example.com:9098", "b-2.msk.example.com:9098"}, Auth: kafka.AuthSCRAMSHA512, TLS: true,
+				SASLSecretARN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:AmazonMSK_ucs"}, ""},
+		{"no brokers", map[string]string{config.EnvKafkaBootstrapServers: ""}, config.Kafka{}, config.EnvKafkaBootstrapServers},
+		{"a broker without a port", map[string]string{config.EnvKafkaBootstrapServers: "b-1.msk.example.com"}, config.Kafka{}, config.EnvKafkaBootstrapServers},
+		{"a bad port", map[string]string{config.EnvKafkaBootstrapServers: "b:99999"}, config.Kafka{}, config.EnvKafkaBootstrapServers},
+		{"unknown auth", map[string]string{config.EnvKafkaAuth: "IAM"}, config.Kafka{}, config.EnvKafkaAuth},
+		{"bad TLS", map[string]string{config.EnvKafkaTLS: "yes"}, config.Kafka{}, config.EnvKafkaTLS},
+		{"scram without a secret", map[string]string{config.EnvKafkaAuth: "scram-sha-512"}, config.Kafka{}, config.EnvKafkaSASLSecretARN},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := valid()
+			maps.Copy(m, tt.set)
+			c, err := config.Load(env(m), config.Need{Kafka: true})
+			if tt.wantErr != "" {
+				if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(c.Kafka, tt.want) {
+				t.Errorf("Kafka = %+v, want %+v", c.Kafka, tt.want)
+			}
+		})
+	}
+	m := valid()
+	m[config.EnvKafkaBootstrapServers] = ""
+	if _, err := config.Load(env(m), config.Need{}); err != nil {
+		t.Errorf("a function that does not need Kafka refused its missing settings: %v", err)
 	}
 }

@@ -24,6 +24,7 @@ const (
 	envSystemBToken = "SYSTEM_B_TOKEN"
 	envSnapshotURI  = "SNAPSHOT_URI"
 	envS3Endpoint   = "AWS_ENDPOINT_URL_S3"
+	envKafka        = "KAFKA_BOOTSTRAP_SERVERS"
 )
 
 // realAWS is the --s3-endpoint value that means "real S3".
@@ -152,7 +153,7 @@ func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *pro
 	base := map[string]map[string]string{}
 	var buckets []string
 	var snapBucket, snapKey string
-	useSim := false
+	useSim, useKafka := false, o.kafka
 	for _, f := range fns {
 		env, _ := f.ComposeEnv(ev.Layers(f.LogicalID)...)
 		base[f.LogicalID] = env
@@ -169,13 +170,17 @@ func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *pro
 		if isLoopbackURL(env[envSystemBURL]) {
 			useSim = true
 		}
+		if isLoopbackBrokers(env[envKafka]) {
+			useKafka = true
+		}
 	}
 	slices.Sort(buckets)
 	cfg := stack.Config{
 		S3: mode, BSim: mode,
 		S3Addr: o.s3Addr, S3Dir: filepath.Join(o.dataDir, "s3"), Buckets: buckets,
 		BSimAddr: o.bsimAddr,
-		Seed:     !o.noSeed, DemoDir: filepath.Join(o.dataDir, "demo"),
+		Kafka:    mode, KafkaAddr: o.kafkaAddr, KafkaDir: filepath.Join(o.dataDir, "kafka"),
+		Seed: !o.noSeed, DemoDir: filepath.Join(o.dataDir, "demo"),
 		SnapshotBucket: snapBucket, SnapshotKey: snapKey,
 		Log: a.logger(),
 	}
@@ -184,6 +189,9 @@ func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *pro
 	}
 	if o.systemBURL != "" || !useSim {
 		cfg.BSim = stack.Off
+	}
+	if !useKafka {
+		cfg.Kafka = stack.Off
 	}
 	st, err := stack.Start(ctx, cfg)
 	if err != nil {
@@ -231,6 +239,9 @@ func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *pro
 			tool[envSystemBURL] = st.SystemBURL
 			tool[envSystemBToken] = st.SystemBToken
 		}
+		if st.KafkaBrokers != "" && isLoopbackBrokers(base[f.LogicalID][envKafka]) {
+			tool[envKafka] = st.KafkaBrokers
+		}
 		env, ignored := f.ComposeEnv(tool, ev.Parameters, ev.Functions[f.LogicalID])
 		for _, k := range ignored {
 			if _, own := ev.Functions[f.LogicalID][k]; own {
@@ -266,6 +277,24 @@ func (p *project) Close() {
 	if p.stack != nil {
 		p.stack.Close() //nolint:errcheck // best effort at exit
 	}
+}
+
+// isLoopbackBrokers reports whether a Kafka bootstrap list names only
+// this machine (the template's default does: the embedded broker's address).
+func isLoopbackBrokers(list string) bool {
+	if strings.TrimSpace(list) == "" {
+		return false
+	}
+	for b := range strings.SplitSeq(list, ",") {
+		host, _, err := net.SplitHostPort(strings.TrimSpace(b))
+		if err != nil {
+			return false
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
 }
 
 // isLoopbackURL reports whether u points at this machine (the template's

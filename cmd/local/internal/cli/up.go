@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/demo"
+	"github.com/acme/unified-customer-service/cmd/local/internal/kafkalocal"
 )
 
 func (a *App) cmdUp(ctx context.Context, args []string) error {
@@ -22,6 +23,7 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 	if err := fs.Set("embedded", "on"); err != nil {
 		return err
 	}
+	o.kafka = true
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -59,7 +61,7 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 	}
 	printBanner(a.Stdout, banner{
 		API: api.url, Lambda: lambda.url, S3: p.s3URL, Buckets: p.buckets,
-		SystemB: p.stack.SystemBURL, Token: p.stack.SystemBToken,
+		SystemB: p.stack.SystemBURL, Token: p.stack.SystemBToken, Kafka: p.stack.KafkaBrokers,
 		Region: p.tpl.Region, Functions: p.funcs.Names(),
 		Seeded: p.stack.Demo != nil || (!p.stack.S3Started && !p.stack.SimStarted),
 		Lookup: lookup, Sync: routeOf(p, "POST", "sync"),
@@ -93,6 +95,7 @@ type banner struct {
 	API, Lambda, S3 string
 	Buckets         []string
 	SystemB, Token  string
+	Kafka           string // the Kafka bootstrap address; "" when none
 	Region          string
 	Functions       []string
 	Seeded          bool
@@ -118,6 +121,9 @@ func printBanner(w io.Writer, b banner) {
 	}
 	if b.SystemB != "" {
 		p("  System B simulator                  %s  (faults: %s/_sim/)", b.SystemB, b.SystemB)
+	}
+	if b.Kafka != "" {
+		p("  Kafka (embedded broker, kfake)      %s  (topics: %s)", b.Kafka, strings.Join(kafkalocal.Topics(), ", "))
 	}
 	if !b.Seeded {
 		p("")
@@ -152,6 +158,10 @@ func printBanner(w io.Writer, b banner) {
 				b.SystemB, url.PathEscape(show.InSync), b.Token)
 			p("  curl -s %s%s", b.API, lookupPath(show.InSync))
 		}
+	}
+	if b.Kafka != "" {
+		p("  # the change events, with any Kafka client, e.g. Debian's kcat")
+		p("  kcat -b %s -C -t %s -f '%%k %%h %%s\\n'", b.Kafka, kafkalocal.Topics()[1])
 	}
 	if b.Scheduled != "" {
 		p("  # the nightly reconciliation, now; then its report")

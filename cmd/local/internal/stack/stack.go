@@ -1,6 +1,6 @@
 // Package stack runs the local loop's embedded services: the S3 server
-// (s3local) with the template's buckets, the System B simulator (bsim), and
-// the demo data (demo) seeded into the services it started. A service that
+// (s3local) with the template's buckets, the System B simulator (bsim), the
+// Kafka broker (kafkalocal), and the demo data (demo) seeded into the services it started. A service that
 // already listens on its address (another `local up`) is used as it is.
 package stack
 
@@ -15,6 +15,7 @@ import (
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
 	"github.com/acme/unified-customer-service/cmd/local/internal/demo"
+	"github.com/acme/unified-customer-service/cmd/local/internal/kafkalocal"
 	"github.com/acme/unified-customer-service/cmd/local/internal/s3local"
 )
 
@@ -43,13 +44,17 @@ func ParseMode(s string) (Mode, error) {
 
 // Config says which services to run and where.
 type Config struct {
-	S3   Mode // the embedded S3 server
-	BSim Mode // the System B simulator
+	S3    Mode // the embedded S3 server
+	BSim  Mode // the System B simulator
+	Kafka Mode // the embedded Kafka broker (kfake)
 
 	S3Addr   string   // default s3local.DefaultAddr
 	S3Dir    string   // the S3 store; default s3local.DefaultDir
 	Buckets  []string // created (versioned) in a started S3
 	BSimAddr string   // default bsim.DefaultAddr
+
+	KafkaAddr string // default kafkalocal.DefaultAddr
+	KafkaDir  string // the broker's log; in memory when empty
 
 	// Seed loads the demo data into the services this call starts: the
 	// snapshot to SnapshotBucket/SnapshotKey, the customers into the
@@ -73,6 +78,12 @@ type Stack struct {
 	// injection in-process.
 	Sim  *bsim.Sim
 	Demo *demo.Summary // nil when nothing was seeded
+	// KafkaBrokers is the Kafka bootstrap address ("" when Kafka is Off).
+	KafkaBrokers string
+	KafkaStarted bool
+	// Kafka is the broker this call started (nil otherwise), for fault
+	// injection in-process.
+	Kafka *kafkalocal.Broker
 
 	s3   *s3local.Server
 	bsrv *bsim.Server
@@ -85,6 +96,9 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 	if cfg.BSimAddr == "" {
 		cfg.BSimAddr = bsim.DefaultAddr
+	}
+	if cfg.KafkaAddr == "" {
+		cfg.KafkaAddr = kafkalocal.DefaultAddr
 	}
 	log := cfg.Log
 	if log == nil {
@@ -118,6 +132,20 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			st.Sim, st.bsrv, st.SimStarted = sim, srv, true
 			st.SystemBURL, st.SystemBToken = srv.URL(), sim.Token()
 			fmt.Fprintf(log, "System B: simulator on %s (faults: %s/_sim/)\n", srv.URL(), srv.URL())
+		}
+	}
+	if cfg.Kafka != Off && cfg.Kafka != "" {
+		if cfg.Kafka == Auto && listening(cfg.KafkaAddr) {
+			st.KafkaBrokers = cfg.KafkaAddr
+			fmt.Fprintf(log, "Kafka: using the broker already listening on %s\n", st.KafkaBrokers)
+		} else {
+			b, err := kafkalocal.Start(kafkalocal.Config{Addr: cfg.KafkaAddr, Dir: cfg.KafkaDir})
+			if err != nil {
+				st.Close()
+				return nil, fmt.Errorf("stack: embedded Kafka broker on %s: %w", cfg.KafkaAddr, err)
+			}
+			st.Kafka, st.KafkaBrokers, st.KafkaStarted = b, b.Addr(), true
+			fmt.Fprintf(log, "Kafka: embedded broker (kfake) on %s (topics %s)\n", b.Addr(), strings.Join(kafkalocal.Topics(), ", "))
 		}
 	}
 	if cfg.Seed && (st.S3Started || st.SimStarted) {
@@ -167,6 +195,10 @@ func (st *Stack) Close() error {
 	if st.s3 != nil {
 		errs = append(errs, st.s3.Close())
 		st.s3 = nil
+	}
+	if st.Kafka != nil {
+		st.Kafka.Close()
+		st.Kafka = nil
 	}
 	return errors.Join(errs...)
 }
