@@ -645,8 +645,10 @@ func (l *lease) keep(ctx context.Context, lose context.CancelCauseFunc) *heartbe
 				return
 			case <-tick:
 			}
+			err := l.renew(ctx, l.r.now(), false)
+			// After the call: a renewal that failed slowly (the SDK's own
+			// retries and backoff) has used up part of the lease.
 			now := l.r.now()
-			err := l.renew(ctx, now, false)
 			switch {
 			case err == nil:
 			case ctx.Err() != nil:

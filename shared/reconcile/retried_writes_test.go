@@ -8,9 +8,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/acme/unified-customer-service/shared/reconcile"
+	"github.com/acme/unified-customer-service/shared/report"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 	"github.com/acme/unified-customer-service/shared/testkit"
 )
@@ -127,5 +130,54 @@ func TestStoredIncompleteSummaryFails(t *testing.T) {
 				t.Error("the delivery scanned System B")
 			}
 		})
+	}
+}
+
+// slowRenewals fails every renewal of claim.json once armed, each after
+// took on the fake clock: S3 answering 503 and the SDK retrying with
+// backoff before it gives up.
+type slowRenewals struct {
+	report.Store
+	clock *fakeClock
+	took  time.Duration
+	armed atomic.Bool
+}
+
+func (s *slowRenewals) Replace(ctx context.Context, key string, body io.ReadSeeker, ct, tag string) (string, error) {
+	if s.armed.Load() && strings.HasSuffix(key, "claim.json") {
+		s.clock.Advance(s.took)
+		return "", errors.New("s3: 503 SlowDown, after the SDK's retries")
+	}
+	return s.Store.Replace(ctx, key, body, ct, tag)
+}
+
+// TestLeaseSlowFailedRenewalStopsBeforeExpiry: production lease (30 s,
+// renewed every 10 s). A renewal fails after 15 s of the SDK's retries;
+// the lease then has 5 s left, less than the 10 s to the next renewal, so
+// the run stops at once, before the lease expires and another delivery
+// may take the event over, not one failed renewal later.
+func TestLeaseSlowFailedRenewalStopsBeforeExpiry(t *testing.T) {
+	w := newWorld(t)
+	slow := &slowRenewals{Store: w.store, clock: w.clock, took: 15 * time.Second}
+	st := watch(slow)
+	_, done, _, err := w.startGated(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.liveUntil(st, 120*time.Second)
+	lease := readClaim(t, w.store)
+
+	slow.armed.Store(true)
+	w.clock.Advance(reconcile.DefaultLeaseTTL / 3)
+	recv(t, st.writes, "the slow renewal")
+	r := recv(t, done, "the run to stop") // the gate never opens: only the lost lease ends the run
+	if !errors.Is(r.err, reconcile.ErrLeaseLost) {
+		t.Fatalf("the run: %s, %v; want ErrLeaseLost", r.sum.Status, r.err)
+	}
+	if now := w.clock.Now(); !now.Before(lease.ExpiresAt) {
+		t.Errorf("the run stopped at %s, after its lease expired at %s", now, lease.ExpiresAt)
+	}
+	if n := len(st.writes); n != 0 {
+		t.Errorf("%d more renewal attempts after the slow one, want the run stopped", n)
 	}
 }
