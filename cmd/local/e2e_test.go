@@ -264,6 +264,7 @@ func testFixtures(t *testing.T, s *stack) {
 		"sync-unknown-field.json":      {400, "", false},
 		"reconcile-scheduled.json":     {0, `"complete":true`, false},
 		"reconcile-scheduler.json":     {0, `"complete":true`, false},
+		"reconcile-dead-lettered.json": {0, `"complete":true`, false},
 		"reconcile-not-scheduled.json": {0, "", true},
 	}
 	files, err := filepath.Glob(filepath.Join(repoRoot, "events", "*.json"))

@@ -39,10 +39,25 @@ var sources = map[string]bool{"aws.events": true, "aws.scheduler": true}
 // to another delivery (reconcile.ErrLeaseLost), and on a bad event: the
 // failure makes Lambda retry the event and, once the retries are spent,
 // send it to the dead-letter queue.
+//
+// It also takes the record Lambda sends to the function's OnFailure
+// destination (the template's dead-letter queue) once an event's retries
+// are spent, and runs the event it carries (requestPayload): the body of
+// a dead-lettered message, passed back as the payload, redelivers the
+// night's event.
 func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (reconcile.Summary, error) {
 	var ev events.EventBridgeEvent
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		return reconcile.Summary{}, fmt.Errorf("%w: %v", ErrNotScheduled, err)
+	}
+	if ev.Source == "" {
+		var rec destinationRecord
+		if json.Unmarshal(payload, &rec) == nil && rec.RequestContext != nil && len(rec.RequestPayload) > 0 {
+			ev = events.EventBridgeEvent{}
+			if err := json.Unmarshal(rec.RequestPayload, &ev); err != nil {
+				return reconcile.Summary{}, fmt.Errorf("%w: the dead-lettered record's requestPayload: %v", ErrNotScheduled, err)
+			}
+		}
 	}
 	switch {
 	case !sources[ev.Source]:
@@ -55,4 +70,15 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (reconcil
 		return reconcile.Summary{}, fmt.Errorf(`%w: "time" is missing`, ErrNotScheduled)
 	}
 	return h.Runner.Run(ctx, reconcile.Event{ID: ev.ID, Time: ev.Time})
+}
+
+// destinationRecord is the invocation record Lambda sends to an
+// asynchronous invocation's OnFailure destination: the event as it was
+// delivered (requestPayload) and what became of it.
+type destinationRecord struct {
+	RequestContext *struct {
+		RequestID string `json:"requestId"`
+		Condition string `json:"condition"` // RetriesExhausted, EventAgeExceeded
+	} `json:"requestContext"`
+	RequestPayload json.RawMessage `json:"requestPayload"`
 }

@@ -28,6 +28,7 @@ func TestHandleFixtures(t *testing.T) {
 	}{
 		"reconcile-scheduled.json":     {"cdc73f9d-aea9-11e3-9d5a-835b769c0d9c", nil},
 		"reconcile-scheduler.json":     {"5b7f3e2a-9c41-4d8e-b0a6-2f1e8d7c6b5a", nil},
+		"reconcile-dead-lettered.json": {"9d2c41e8-6a1b-4f3e-a7c5-0b8e2d4f6a19", nil}, // Lambda's OnFailure record: its requestPayload runs
 		"reconcile-not-scheduled.json": {"", ErrNotScheduled},
 	}
 	for _, name := range testkit.Events(t, "reconcile-") {
@@ -59,11 +60,14 @@ func TestHandleFixtures(t *testing.T) {
 
 func TestHandleMalformed(t *testing.T) {
 	tests := map[string]string{
-		"not JSON":             `{`,
-		"no id":                `{"source":"aws.events","detail-type":"Scheduled Event","time":"2026-11-24T03:30:00Z"}`,
-		"no time":              `{"source":"aws.events","detail-type":"Scheduled Event","id":"x"}`,
-		"unfilled placeholder": `{"source":"aws.scheduler","detail-type":"Scheduled Event","id":"x","time":"<aws.scheduler.scheduled-time>"}`,
-		"wrong detail-type":    `{"source":"aws.events","detail-type":"Object Created","id":"x","time":"2026-11-24T03:30:00Z"}`,
+		"not JSON":                   `{`,
+		"no id":                      `{"source":"aws.events","detail-type":"Scheduled Event","time":"2026-11-24T03:30:00Z"}`,
+		"no time":                    `{"source":"aws.events","detail-type":"Scheduled Event","id":"x"}`,
+		"unfilled placeholder":       `{"source":"aws.scheduler","detail-type":"Scheduled Event","id":"x","time":"<aws.scheduler.scheduled-time>"}`,
+		"wrong detail-type":          `{"source":"aws.events","detail-type":"Object Created","id":"x","time":"2026-11-24T03:30:00Z"}`,
+		"a record without its event": `{"version":"1.0","requestContext":{"requestId":"r","condition":"RetriesExhausted"},"requestPayload":null}`,
+		"a record of another event":  `{"version":"1.0","requestContext":{"requestId":"r"},"requestPayload":{"source":"aws.s3","detail-type":"Object Created","id":"x","time":"2026-11-24T03:30:00Z"}}`,
+		"a record in a record":       `{"requestContext":{},"requestPayload":{"requestContext":{},"requestPayload":{"source":"aws.events","detail-type":"Scheduled Event","id":"x","time":"2026-11-24T03:30:00Z"}}}`,
 	}
 	for name, payload := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -314,55 +314,16 @@ func (s *secretToken) read(ctx context.Context) (string, error) {
 }
 
 // Adapters from the concrete adapters to the interfaces of unified and
-// reconcile; the errors they return wrap a merge.ErrorKind (withKind).
-
-// sentinelKinds maps the adapters' own sentinels to the merge kinds, for the
-// errors that do not wrap a kind themselves yet. An error that matches
-// none is internal.
-var sentinelKinds = []struct {
-	sentinel error
-	kind     merge.ErrorKind
-}{
-	{systema.ErrNotFound, merge.ErrNotFound},
-	{systema.ErrBadData, merge.ErrBadData},
-	{systema.ErrUnavailable, merge.ErrUnavailable},
-	{systemb.ErrNotFound, merge.ErrNotFound},
-	{systemb.ErrUnavailable, merge.ErrUnavailable},
-	{systemb.ErrUnauthorized, merge.ErrUnauthorized},
-	{systemb.ErrBadData, merge.ErrBadData},
-	{systemb.ErrInvalidArgument, merge.ErrInvalid},
-}
-
-// kindError is an adapter's error that also unwraps to its merge kind; its
-// message is the adapter's, unchanged.
-type kindError struct {
-	kind merge.ErrorKind
-	err  error
-}
-
-func (e *kindError) Error() string   { return e.err.Error() }
-func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
-
-// withKind returns err so that it wraps its merge.ErrorKind: as it is when
-// it does already, else by sentinelKinds.
-func withKind(err error) error {
-	if err == nil || merge.ErrorKindOf(err) != "" {
-		return err
-	}
-	for _, m := range sentinelKinds {
-		if errors.Is(err, m.sentinel) {
-			return &kindError{kind: m.kind, err: err}
-		}
-	}
-	return err
-}
+// reconcile. The adapters' errors already wrap their merge.ErrorKind (each
+// sentinel of systema and systemb unwraps to its kind), so they pass
+// through unchanged.
 
 type storeA struct{ s *systema.Store }
 
 func (a storeA) Acquire(ctx context.Context) (unified.Snapshot, error) {
 	snap, err := acquire(ctx, a.s)
 	if err != nil {
-		return nil, withKind(err)
+		return nil, err
 	}
 	return snapshotA{snap}, nil
 }
@@ -382,7 +343,6 @@ type snapshotA struct{ *systema.Snapshot }
 func (s snapshotA) Lookup(ctx context.Context, key string) (*merge.Record, error) {
 	ctx, end := tracing.Start(ctx, tracing.SpanSQLiteQuery)
 	rec, err := s.Snapshot.Lookup(ctx, key)
-	err = withKind(err)
 	if errors.Is(err, merge.ErrNotFound) {
 		end(nil) // "not found" is an answer, not a failure
 		return nil, err
@@ -394,8 +354,7 @@ func (s snapshotA) Lookup(ctx context.Context, key string) (*merge.Record, error
 type clientB struct{ c *systemb.Client }
 
 func (b clientB) Get(ctx context.Context, email string) (*merge.Record, error) {
-	rec, err := b.c.Get(ctx, email)
-	return rec, withKind(err)
+	return b.c.Get(ctx, email)
 }
 
 type reconcileA struct{ s *systema.Store }

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/acme/unified-customer-service/shared/config"
+	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 	"github.com/acme/unified-customer-service/shared/testkit"
 )
 
@@ -149,5 +150,99 @@ func TestTemplateRoutesMatchSecurity(t *testing.T) {
 	slices.Sort(secured)
 	if !slices.Equal(events, secured) || len(events) != 2 {
 		t.Errorf("HttpApi events %v != DefinitionBody operations %v", events, secured)
+	}
+}
+
+// value renders a node for a message: its tag and value, or "(none)".
+func value(n *yaml.Node) string {
+	if n == nil {
+		return "(none)"
+	}
+	return strings.TrimSpace(strings.TrimPrefix(n.Tag, "!!str") + " " + n.Value)
+}
+
+// TestTemplateAlarmsWatchEmittedMetrics: every alarm on the service's own
+// metrics names a metric the code emits, in the namespace the functions
+// write (METRICS_NAMESPACE, from the same parameter), with exactly the
+// dimension set the EMF lines declare ([["Function"]]) and a Function
+// value CloudWatch will see: the function's name (!Ref of a function is
+// its name, which is AWS_LAMBDA_FUNCTION_NAME, the value shared/app puts
+// in the dimension). An alarm off by any of these never fires.
+func TestTemplateAlarmsWatchEmittedMetrics(t *testing.T) {
+	root, _ := loadTemplate(t)
+	emitted := []string{
+		emf.SyncConflicts, emf.SyncLag, emf.SyncPartialResults, emf.SystemBLatency, emf.SystemBTokenRefreshes,
+		emf.SnapshotRefreshFailures, emf.SnapshotRejectedOlder, emf.ReconcileCustomers, emf.ReconcileOutOfSync,
+		emf.ReconcileIncomplete, emf.ReconcileBadRecordsSystemA, emf.ReconcileBadRecordsSystemB,
+	}
+	if v := node(root, "Globals", "Function", "Environment", "Variables", config.EnvMetricsNamespace); v == nil || v.Tag != "!Ref" || v.Value != "MetricsNamespace" {
+		t.Fatalf("Globals set %s from %s, want !Ref MetricsNamespace", config.EnvMetricsNamespace, value(v))
+	}
+	resources := node(root, "Resources")
+	checked := 0
+	check := func(alarm string, metric *yaml.Node) {
+		ns := node(metric, "Namespace")
+		if ns == nil || ns.Tag != "!Ref" || ns.Value != "MetricsNamespace" {
+			return // an AWS metric (AWS/SQS, ...)
+		}
+		checked++
+		name := node(metric, "MetricName")
+		if name == nil || !slices.Contains(emitted, name.Value) {
+			t.Errorf("%s watches %s, which no code emits", alarm, value(name))
+		}
+		dims := node(metric, "Dimensions")
+		if dims == nil {
+			t.Errorf("%s: no dimensions, want Function (the EMF dimension set)", alarm)
+			return
+		}
+		if len(dims.Content) != 1 {
+			t.Errorf("%s: %d dimensions, want exactly Function (the EMF dimension set)", alarm, len(dims.Content))
+			return
+		}
+		d := dims.Content[0]
+		fn := node(d, "Value")
+		if node(d, "Name") == nil || node(d, "Name").Value != "Function" || fn == nil || fn.Tag != "!Ref" || functionDirs[fn.Value] == "" {
+			t.Errorf("%s: dimension %s = %s, want Function = !Ref of a function", alarm, value(node(d, "Name")), value(fn))
+		}
+	}
+	for _, id := range mapKeys(resources) {
+		r := node(resources, id)
+		if node(r, "Type").Value != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		props := node(r, "Properties")
+		if node(props, "MetricName") != nil {
+			check(id, props)
+		}
+		if ms := node(props, "Metrics"); ms != nil {
+			for _, m := range ms.Content {
+				if metric := node(m, "MetricStat", "Metric"); metric != nil {
+					check(id, metric)
+				}
+			}
+		}
+	}
+	if checked < 3 {
+		t.Errorf("checked %d alarm metrics, want the partial-results pair and the incomplete-run alarm", checked)
+	}
+}
+
+// TestTemplateScheduleNamedPerStack: a schedule's name is unique per
+// account and Region, so the reconciliation's schedule takes the stack's
+// name: two stacks of the template (staging, production) can live side by
+// side.
+func TestTemplateScheduleNamedPerStack(t *testing.T) {
+	root, _ := loadTemplate(t)
+	for id := range functionDirs {
+		events := node(root, "Resources", id, "Properties", "Events")
+		for _, ev := range mapKeys(events) {
+			e := node(events, ev)
+			if node(e, "Type").Value != "ScheduleV2" {
+				continue
+			}
+			if n := node(e, "Properties", "Name"); n == nil || !strings.Contains(n.Value, "${AWS::StackName}") {
+				t.Errorf("%s event %s: Name %s, want one built from ${AWS::StackName}", id, ev, value(n))
+			}
+		}
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"os"
@@ -324,7 +325,7 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 		giveUp()
 		return sum, fmt.Errorf("reconcile: details file: %w", err)
 	}
-	if _, err := r.Reports.PutIfAbsent(leaseCtx, attemptDetails, tmp, "application/gzip"); err != nil {
+	if err := r.putOwn(leaseCtx, attemptDetails, tmp, "application/gzip"); err != nil {
 		if leaseLost(leaseCtx) {
 			return lost()
 		}
@@ -343,7 +344,7 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 	}
 
 	if !sum.Complete {
-		_, werr := r.Reports.PutIfAbsent(ctx, attemptSummary, bytes.NewReader(body), "application/json")
+		werr := r.putOwn(ctx, attemptSummary, bytes.NewReader(body), "application/json")
 		l.release(ctx)
 		r.countRun(&sum)
 		r.Metrics.Count(emf.ReconcileIncomplete, 1)
@@ -372,11 +373,23 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 		}
 	}
 	if _, err := r.Reports.PutIfAbsent(ctx, k.summary, bytes.NewReader(body), "application/json"); err != nil {
-		if errors.Is(err, report.ErrExists) { // another attempt committed first
-			return r.storedOrErr(ctx, ev, k.summary)
+		if !errors.Is(err, report.ErrExists) {
+			l.release(ctx)
+			return sum, fmt.Errorf("reconcile: write summary: %w", err)
 		}
-		l.release(ctx)
-		return sum, fmt.Errorf("reconcile: write summary: %w", err)
+		// Another attempt committed first, or this one did: its PUT landed,
+		// the answer was lost and the SDK's retry met this very write (412).
+		s, ok, err := r.read(ctx, k.summary)
+		if err == nil && !ok {
+			err = fmt.Errorf("reconcile: %s exists but cannot be read", k.summary)
+		}
+		if err != nil {
+			return Summary{}, err
+		}
+		if s.Attempt != sum.Attempt {
+			s, _, err = r.stored(ctx, ev, k.summary)
+			return s, err
+		}
 	}
 	r.countRun(&sum)
 	r.Log.InfoContext(ctx, "reconciliation finished", "eventId", ev.ID, "attempt", l.doc.Token, "complete", sum.Complete,
@@ -393,8 +406,30 @@ func (r *Reconciler) countRun(sum *Summary) {
 	r.Metrics.Count(emf.ReconcileBadRecordsSystemB, int64(sum.BadRecords[merge.SystemB]))
 }
 
-// stored returns the event's summary if it was already written.
+// stored returns the event's summary if it was already written, with
+// StatusDuplicate. A summary.json that says "complete": false (written by
+// a version of this function from before incomplete runs stopped writing
+// it) is not a report of the night: it is returned with an error wrapping
+// ErrIncomplete, so that the delivery fails and is dead-lettered instead
+// of succeeding on it.
 func (r *Reconciler) stored(ctx context.Context, ev Event, key string) (Summary, bool, error) {
+	s, ok, err := r.read(ctx, key)
+	if !ok || err != nil {
+		return s, ok, err
+	}
+	s.Status = StatusDuplicate
+	if !s.Complete {
+		r.Log.ErrorContext(ctx, "the stored summary.json is incomplete; failing so that the event is dead-lettered",
+			"eventId", ev.ID, "summary", r.Reports.Location(key))
+		return s, true, fmt.Errorf("%w: %s says \"complete\": false; delete it and deliver the event again to run the night",
+			ErrIncomplete, r.Reports.Location(key))
+	}
+	r.Log.InfoContext(ctx, "duplicate delivery; returning the stored report", "eventId", ev.ID)
+	return s, true, nil
+}
+
+// read reads the summary under key; ok is false when there is none.
+func (r *Reconciler) read(ctx context.Context, key string) (s Summary, ok bool, err error) {
 	b, _, err := r.Reports.Get(ctx, key)
 	if errors.Is(err, report.ErrNotExist) {
 		return Summary{}, false, nil
@@ -402,22 +437,21 @@ func (r *Reconciler) stored(ctx context.Context, ev Event, key string) (Summary,
 	if err != nil {
 		return Summary{}, false, fmt.Errorf("reconcile: read summary: %w", err)
 	}
-	var s Summary
 	if err := json.Unmarshal(b, &s); err != nil {
 		return Summary{}, false, fmt.Errorf("reconcile: stored summary is not valid JSON: %w", err)
 	}
-	s.Status = StatusDuplicate
-	r.Log.InfoContext(ctx, "duplicate delivery; returning the stored report", "eventId", ev.ID)
 	return s, true, nil
 }
 
-// storedOrErr is stored for a summary known to exist.
-func (r *Reconciler) storedOrErr(ctx context.Context, ev Event, key string) (Summary, error) {
-	s, ok, err := r.stored(ctx, ev, key)
-	if err == nil && !ok {
-		err = fmt.Errorf("reconcile: %s exists but cannot be read", key)
+// putOwn writes an object under a key of this attempt's own (below
+// attempts/<token>/: no other attempt writes there). ErrExists can then
+// only mean that this very write landed and the SDK retried it after a
+// lost answer (412 against itself): it is success.
+func (r *Reconciler) putOwn(ctx context.Context, key string, body io.ReadSeeker, contentType string) error {
+	if _, err := r.Reports.PutIfAbsent(ctx, key, body, contentType); err != nil && !errors.Is(err, report.ErrExists) {
+		return err
 	}
-	return s, err
+	return nil
 }
 
 func (r *Reconciler) leaseTTL() time.Duration {
@@ -611,8 +645,10 @@ func (l *lease) keep(ctx context.Context, lose context.CancelCauseFunc) *heartbe
 				return
 			case <-tick:
 			}
+			err := l.renew(ctx, l.r.now(), false)
+			// After the call: a renewal that failed slowly (the SDK's own
+			// retries and backoff) has used up part of the lease.
 			now := l.r.now()
-			err := l.renew(ctx, now, false)
 			switch {
 			case err == nil:
 			case ctx.Err() != nil:

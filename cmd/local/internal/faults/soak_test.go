@@ -3,13 +3,17 @@
 package faults
 
 import (
+	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
+	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
 	"github.com/acme/unified-customer-service/shared/reconcile"
 )
 
@@ -103,5 +107,64 @@ func TestSoakRow11ManyDeliveries(t *testing.T) {
 	wantWriteOnce(t, r, "faults-storm")
 	if s, _ := storedReport(t, r, "faults-storm"); !s.Complete || s.Counts != truthCounts() {
 		t.Errorf("stored summary %+v", s)
+	}
+}
+
+// Row 14 for the reconciliation with production timings, on the real
+// bootstrap and the real clock: the template's lease (RECONCILE_LEASE_SECONDS
+// 30, renewed every 10 s), a run killed (SIGKILL, as an out-of-memory kill)
+// while it lists System B, and Lambda's retry of the same invocation (same
+// request id) a full minute later. The retry finds the dead run's lease
+// expired and no report, takes the event over and completes the night; a
+// later delivery gets the stored report. (The fast row uses a 2 s lease;
+// shared/reconcile's fake-clock tests add the second retry at +180 s.)
+func TestSoakRow14ReconcileKilledProductionTimings(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.setFaults(bsim.Faults{LatencyMs: 1500}) // about 4.5 s for the three list pages
+	ev := scheduledEvent(t, "faults-killed-production", scheduledAt)
+	const requestID = "8f14e45f-ceea-467f-a0e6-ab0d1b3c4d5e"
+	invoke := func() <-chan *call {
+		done := make(chan *call, 1)
+		go func() {
+			defer close(done)
+			res, err := r.fns.Invoke(context.Background(), reconcileFn, ev, sandbox.InvokeOptions{CaptureLog: true, RequestID: requestID})
+			if err != nil {
+				t.Errorf("invoke: %v", err)
+				return
+			}
+			done <- newCall(t, reconcileFn, res)
+		}()
+		return done
+	}
+	done := invoke()
+	waitFor(t, "the run to list System B", func() bool { return r.sim.Stats().List > 0 }) // its claim is written by then
+	r.signal(reconcileFn, syscall.SIGKILL)
+	if c := <-done; c == nil || c.res.ErrorType != "Runtime.ExitError" {
+		t.Fatalf("the killed run: %+v", c)
+	}
+	dead := claimOf(t, r, "faults-killed-production")
+	killedAt := time.Now()
+	if dead.Released || !killedAt.Before(dead.ExpiresAt) || !strings.HasPrefix(dead.Token, requestID+"-") {
+		t.Fatalf("after the kill: claim %+v; want the killed invocation's live, unreleased lease", dead)
+	}
+
+	r.setFaults(bsim.Faults{})
+	time.Sleep(time.Minute) // Lambda's wait before its first retry of a failed asynchronous invocation
+	retry := <-invoke()
+	if retry == nil {
+		t.FailNow()
+	}
+	s := summaryOf(t, retry)
+	if s.Status != reconcile.StatusRan || !s.Complete || s.Counts != truthCounts() || s.TookOverFrom != dead.Token {
+		t.Fatalf("Lambda's retry at +1 min: %s complete=%v counts %+v tookOverFrom %q; want it to take over %q and complete",
+			s.Status, s.Complete, s.Counts, s.TookOverFrom, dead.Token)
+	}
+	if !strings.HasPrefix(s.Attempt, requestID+"-") || s.Attempt == dead.Token {
+		t.Errorf("the retry's attempt %q: want a new token of the same invocation", s.Attempt)
+	}
+	wantWriteOnce(t, r, "faults-killed-production")
+	if again := summaryOf(t, r.invoke(reconcileFn, ev)); again.Status != reconcile.StatusDuplicate || again.Attempt != s.Attempt {
+		t.Errorf("a later delivery: %s attempt %q, want the stored report of %q", again.Status, again.Attempt, s.Attempt)
 	}
 }
