@@ -53,9 +53,11 @@ var Settings = []string{
 
 // MaxReconcileLease bounds RECONCILE_LEASE_SECONDS (exclusive): Lambda
 // retries a failed asynchronous invocation after about a minute, and a
-// killed run's lease must have expired by then for the retry to take the
-// night over. The default is half of it, 30 s.
-const MaxReconcileLease = 60 * time.Second
+// killed run's lease (which runs up to its whole length past the kill: it
+// was renewed just before) must have expired by then for the retry to take
+// the night over. 40 s at most leaves 20 s for the retry's own jitter and
+// for clocks that disagree; the default is 30 s.
+const MaxReconcileLease = 41 * time.Second
 
 // ErrInvalid is wrapped by every configuration error.
 var ErrInvalid = errors.New("config: invalid setting")
@@ -151,7 +153,7 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	if c.SystemBTimeout, err = seconds(get(EnvSystemBTimeoutMS), 2*time.Second, time.Millisecond); err != nil {
 		bad(EnvSystemBTimeoutMS, "%v", err)
 	}
-	if c.ReconcileLease, err = seconds(get(EnvReconcileLeaseSeconds), MaxReconcileLease/2, time.Second); err != nil || c.ReconcileLease >= MaxReconcileLease {
+	if c.ReconcileLease, err = seconds(get(EnvReconcileLeaseSeconds), 30*time.Second, time.Second); err != nil || c.ReconcileLease >= MaxReconcileLease {
 		bad(EnvReconcileLeaseSeconds, "want whole seconds from 1 to %d (under the minute Lambda waits before retrying a failed run), got %q",
 			int(MaxReconcileLease/time.Second)-1, get(EnvReconcileLeaseSeconds))
 	}

@@ -73,6 +73,7 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 		{"lease not a number", map[string]string{config.EnvReconcileLeaseSeconds: "30s"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
 		{"lease zero", map[string]string{config.EnvReconcileLeaseSeconds: "0"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
 		{"lease as long as Lambda's retry gap", map[string]string{config.EnvReconcileLeaseSeconds: "60"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
+		{"lease without a margin before Lambda's retry", map[string]string{config.EnvReconcileLeaseSeconds: "41"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
 		{"report needed and missing", map[string]string{config.EnvReportURI: ""}, config.Need{Report: true}, config.EnvReportURI},
 	}
 	for _, tt := range tests {
