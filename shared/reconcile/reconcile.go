@@ -817,6 +817,7 @@ func (r *Reconciler) join(ctx context.Context, stopAt time.Time, snap Snapshot, 
 	enc := json.NewEncoder(bw)
 	done := sum.StoppedAfter // the last join key fully processed
 	defer func() {
+		sum.StoppedAfter = ""
 		if err != nil || at != nil {
 			sum.StoppedAfter = done
 		}
