@@ -402,6 +402,9 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 		r.Log.InfoContext(ctx, "reconciliation continues in the next invocation: checkpoint written", "eventId", ev.ID,
 			"attempt", l.doc.Token, "invocation", sum.Invocations, "counts", at.counts,
 			"checkpoint", r.Reports.Location(k.checkpoint()))
+		// The answer goes into the state machine's history: no join key
+		// (an email) in it; the checkpoint holds where the run stopped.
+		sum.StoppedAfter = ""
 		return sum, nil
 	}
 
