@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 )
 
 // errHelp is returned when -h was asked for; the usage is printed.
@@ -27,6 +28,7 @@ type options struct {
 	embedded    string
 	s3Addr      string
 	bsimAddr    string
+	bsimLatency time.Duration
 	instances   int
 	noSeed      bool
 	event       string
@@ -76,6 +78,7 @@ func (a *App) newFlags(name, synopsis string) (*flag.FlagSet, *options) {
 	fs.StringVar(&o.embedded, "embedded", "auto", "embedded S3 and System B simulator: auto (start unless already listening), on, off")
 	fs.StringVar(&o.s3Addr, "s3-addr", "127.0.0.1:9000", "address of the embedded S3 server")
 	fs.StringVar(&o.bsimAddr, "bsim-addr", "127.0.0.1:8081", "address of the System B simulator")
+	fs.DurationVar(&o.bsimLatency, "bsim-latency", 0, "latency the System B simulator adds to every API request (e.g. 30ms: a remote System B)")
 	fs.IntVar(&o.instances, "instances", 1, "warm sandboxes per function (concurrent invocations)")
 	fs.BoolVar(&o.noSeed, "no-seed", false, "do not load demo data into the embedded services")
 	fs.Usage = func() {
