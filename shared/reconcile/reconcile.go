@@ -863,7 +863,7 @@ func (r *Reconciler) join(ctx context.Context, stopAt time.Time, snap Snapshot, 
 		at  sidePos
 	}{{a, snap.All(ctx), from.a}, {b, seqB, from.b}} {
 		if from.resumed && s.at.Ended {
-			s.s.key, s.s.ended = s.at.After, true
+			s.s.key, s.s.ended, s.s.pulled = s.at.After, true, s.at.Skip
 			continue
 		}
 		next, stopNext := iter.Pull2(s.seq)
