@@ -5,10 +5,11 @@
 //
 // Reports are keyed by the triggering event, below <date>/<event id>/:
 //
-//	claim.json                      the lease: which delivery runs the event, until when
-//	attempts/<token>/details.jsonl.gz  one attempt's details
-//	attempts/<token>/summary.json   an incomplete attempt's summary
-//	summary.json                    the night's report: written once, by a complete run
+//	claim.json                          the lease: which delivery runs the event, until when
+//	checkpoint.json                     where a run continued by its next invocation stopped
+//	attempts/<token>/details-NNNN.jsonl.gz  part NNNN of the details (one per invocation)
+//	attempts/<token>/summary.json       an incomplete attempt's summary
+//	summary.json                        the night's report: written once, by a complete run
 //
 // A delivery first takes a short lease on the event (claim.json, LeaseTTL)
 // and renews it in the background while it runs; a delivery that finds a
@@ -19,6 +20,12 @@
 // incomplete run (a system failed, the deadline came) writes its partial
 // report under its attempt, releases the lease and returns ErrIncomplete,
 // so the event is retried and, failing that, dead-lettered.
+//
+// A night may take several invocations: one that nears its deadline
+// stops between two customers, writes checkpoint.json and answers
+// StatusContinued (not an error); the next delivery of the event continues
+// from it, and the last writes the summary one uninterrupted run would
+// (checkpoint.go).
 //
 // A malformed record in either stream (a *merge.BadRecordError) is counted,
 // listed in the details and skipped; the run carries on.
