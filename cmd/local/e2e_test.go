@@ -388,13 +388,27 @@ func testSchedule(t *testing.T, s *stack) {
 	if code != 0 {
 		t.Fatalf("exit %d %s\n%s", code, stdout, stderr)
 	}
-	var sum struct {
+	// The schedule starts ReconcileStateMachine: its output is the event and
+	// the last invocation's result.
+	var out struct {
+		Event struct {
+			ID string `json:"id"`
+		} `json:"event"`
+		Result struct {
+			Status   string `json:"status"`
+			Complete bool   `json:"complete"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || out.Event.ID == "" || !out.Result.Complete || out.Result.Status != "ran" {
+		t.Fatalf("state machine output %s (%v)", stdout, err)
+	}
+	if !strings.Contains(stderr, "ReconcileStateMachine: step") {
+		t.Errorf("no steps printed:\n%s", stderr)
+	}
+	sum := struct {
 		EventID  string `json:"eventId"`
 		Complete bool   `json:"complete"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &sum); err != nil || sum.EventID == "" || !sum.Complete {
-		t.Fatalf("summary %s (%v)", stdout, err)
-	}
+	}{out.Event.ID, true}
 	client := s3local.NewClient(s.s3)
 	ctx := context.Background()
 	list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("ucs-reports"), Prefix: aws.String("reports/2026-11-24/" + sum.EventID + "/")})
@@ -402,12 +416,12 @@ func testSchedule(t *testing.T, s *stack) {
 		t.Fatal(err)
 	}
 	keys := map[string]bool{}
-	details := false // the attempt's details: attempts/<token>/details.jsonl.gz
+	details := false // the attempt's details: attempts/<token>/details-0001.jsonl.gz
 	prefix := "reports/2026-11-24/" + sum.EventID + "/"
 	for _, o := range list.Contents {
 		k := aws.ToString(o.Key)
 		keys[k] = true
-		details = details || (strings.HasPrefix(k, prefix+"attempts/") && strings.HasSuffix(k, "/details.jsonl.gz"))
+		details = details || (strings.HasPrefix(k, prefix+"attempts/") && strings.HasSuffix(k, "/details-0001.jsonl.gz"))
 	}
 	if !keys[prefix+"summary.json"] || !details {
 		t.Fatalf("report objects %v", keys)

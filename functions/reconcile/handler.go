@@ -33,12 +33,16 @@ var sources = map[string]bool{"aws.events": true, "aws.scheduler": true}
 //
 // It returns the night's summary when this delivery ran the reconciliation
 // to the end, or found the report already written (status "duplicate"),
-// or found another delivery running it under a live lease ("inProgress").
-// It fails when the run did not complete (reconcile.ErrIncomplete: its
+// or found another delivery running it under a live lease ("inProgress"),
+// and a partial one (status "continued", complete false) when it stopped
+// before its deadline and wrote a checkpoint: ReconcileStateMachine then
+// invokes it again with the same event, and that invocation continues. It
+// fails when the run did not complete (reconcile.ErrIncomplete: its
 // partial report is under the event's attempts/), when it lost its lease
-// to another delivery (reconcile.ErrLeaseLost), and on a bad event: the
-// failure makes Lambda retry the event and, once the retries are spent,
-// send it to the dead-letter queue.
+// to another delivery (reconcile.ErrLeaseLost), when the checkpoint is
+// unusable (reconcile.ErrBadCheckpoint), and on a bad event: the state
+// machine retries the invocation and, once the retries are spent, sends the
+// event to the dead-letter queue.
 //
 // It also takes the record Lambda sends to the function's OnFailure
 // destination (the template's dead-letter queue) once an event's retries

@@ -121,3 +121,30 @@ func TestHandleIncompleteFails(t *testing.T) {
 		t.Errorf("the redelivery wrote no summary.json: %v", err)
 	}
 }
+
+// TestHandleContinues: a run that stops before its deadline answers
+// "continued" without an error (the state machine invokes it again), and
+// the same payload again continues it to the end.
+func TestHandleContinues(t *testing.T) {
+	sys := testkit.NewSystems(t, 100)
+	h, dir, payload := realEngine(t, sys)
+	h.Runner.(*reconcile.Reconciler).MaxPerInvocation = 60
+	var sums []reconcile.Summary
+	for range 10 {
+		sum, err := h.Handle(context.Background(), payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, sum)
+		if sum.Status != reconcile.StatusContinued {
+			break
+		}
+	}
+	last := sums[len(sums)-1]
+	if len(sums) < 2 || !last.Complete || last.Invocations != len(sums) {
+		t.Fatalf("%d calls, the last %s complete=%v invocations %d", len(sums), last.Status, last.Complete, last.Invocations)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "2026-11-24", last.EventID, "summary.json")); err != nil {
+		t.Error(err)
+	}
+}

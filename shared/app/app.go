@@ -379,21 +379,48 @@ const PageSize = 1000
 
 type reconcileB struct{ c *systemb.Client }
 
+// List lists System B from the start.
 func (b reconcileB) List(ctx context.Context) iter.Seq2[*merge.Record, error] {
+	seq, _ := b.ListFrom(ctx, "")
+	return seq
+}
+
+// ListFrom lists from pos, a position it gave before ("" is the start):
+// the pager's Position as JSON. A continuation of a reconciliation fetches
+// the page its checkpoint is in again, by its cursor, and goes on from the
+// item it stopped at.
+func (b reconcileB) ListFrom(ctx context.Context, pos string) (iter.Seq2[*merge.Record, error], func() string) {
+	var p *systemb.Pager
 	return func(yield func(*merge.Record, error) bool) {
-		p := b.c.List(ctx, PageSize)
-		defer p.Close()
-		for rec, err := range p.All() {
-			if !yield(rec, err) {
-				return
+			if pos == "" {
+				p = b.c.List(ctx, PageSize)
+			} else {
+				var at systemb.Position
+				if err := json.Unmarshal([]byte(pos), &at); err != nil {
+					yield(nil, fmt.Errorf("app: System B position: %w", err))
+					return
+				}
+				p = b.c.ListFrom(ctx, at)
 			}
+			defer p.Close()
+			for rec, err := range p.All() {
+				if !yield(rec, err) {
+					return
+				}
+			}
+		}, func() string {
+			if p == nil {
+				return ""
+			}
+			at, _ := json.Marshal(p.Position()) //nolint:errchkjson // a struct of strings and ints
+			return string(at)
 		}
-	}
 }
 
 var (
-	_ unified.SystemA   = storeA{}
-	_ unified.SystemB   = clientB{}
-	_ reconcile.SystemA = reconcileA{}
-	_ reconcile.SystemB = reconcileB{}
+	_ reconcile.ResumableB = reconcileB{}
+	_ unified.SystemA      = storeA{}
+	_ unified.SystemB      = clientB{}
+	_ reconcile.SystemA    = reconcileA{}
+	_ reconcile.SystemB    = reconcileB{}
 )

@@ -347,7 +347,7 @@ func TestLeaseKilledRunIsTakenOver(t *testing.T) {
 			if sum.TookOverFrom != dead.Token || sum.Attempt == dead.Token {
 				t.Errorf("attempt %q took over from %q, want a new attempt taking over %q", sum.Attempt, sum.TookOverFrom, dead.Token)
 			}
-			if !w.exists("summary.json") || !w.exists("attempts", sum.Attempt, "details.jsonl.gz") {
+			if !w.exists("summary.json") || !w.exists("attempts", sum.Attempt, "details-0001.jsonl.gz") {
 				t.Error("no report after the takeover")
 			}
 

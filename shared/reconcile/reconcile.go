@@ -5,10 +5,11 @@
 //
 // Reports are keyed by the triggering event, below <date>/<event id>/:
 //
-//	claim.json                      the lease: which delivery runs the event, until when
-//	attempts/<token>/details.jsonl.gz  one attempt's details
-//	attempts/<token>/summary.json   an incomplete attempt's summary
-//	summary.json                    the night's report: written once, by a complete run
+//	claim.json                          the lease: which delivery runs the event, until when
+//	checkpoint.json                     where a run continued by its next invocation stopped
+//	attempts/<token>/details-NNNN.jsonl.gz  part NNNN of the details (one per invocation)
+//	attempts/<token>/summary.json       an incomplete attempt's summary
+//	summary.json                        the night's report: written once, by a complete run
 //
 // A delivery first takes a short lease on the event (claim.json, LeaseTTL)
 // and renews it in the background while it runs; a delivery that finds a
@@ -19,6 +20,12 @@
 // incomplete run (a system failed, the deadline came) writes its partial
 // report under its attempt, releases the lease and returns ErrIncomplete,
 // so the event is retried and, failing that, dead-lettered.
+//
+// A night may take several invocations: one that nears its deadline
+// stops between two customers, writes checkpoint.json and answers
+// StatusContinued (not an error); the next delivery of the event continues
+// from it, and the last writes the summary one uninterrupted run would
+// (checkpoint.go).
 //
 // A malformed record in either stream (a *merge.BadRecordError) is counted,
 // listed in the details and skipped; the run carries on.
@@ -39,6 +46,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,8 +122,13 @@ type Reconciler struct {
 	// TempDir holds the details file while it is written; os.TempDir() when empty.
 	TempDir string
 	// Reserve is how long before the context's deadline a run stops to write
-	// its report; when zero, a tenth of the time left at start, within [1s, 30s].
+	// its report or checkpoint; when zero, a tenth of the time left at
+	// start, within [1s, 30s].
 	Reserve time.Duration
+	// MaxPerInvocation, when positive, is the number of customers one
+	// invocation joins before it stops and checkpoints (as it does before
+	// the deadline): a per-invocation budget independent of time.
+	MaxPerInvocation int
 }
 
 // Counts are the record-level tallies of a run.
@@ -150,7 +163,17 @@ type Summary struct {
 	ConflictsByField map[string]int       `json:"conflictsByField"`
 	NewerSource      map[merge.Source]int `json:"newerSource"`
 	DuplicateKeys    map[merge.Source]int `json:"duplicateKeys,omitempty"`
-	Details          string               `json:"details"`
+	// Details is the URI of the first details part; DetailsParts lists
+	// them all, in join order (one per invocation; gzip streams, so their
+	// concatenation is the whole).
+	Details      string   `json:"details"`
+	DetailsParts []string `json:"detailsParts"`
+	// Invocations is the number of invocations the run took (1 without a
+	// checkpoint).
+	Invocations int `json:"invocations"`
+	// RestartedBecause says why a checkpoint was set aside and the night
+	// run again from the start (its snapshot was replaced).
+	RestartedBecause string `json:"restartedBecause,omitempty"`
 
 	conflicts int // field-level conflicts, for the metric
 }
@@ -167,6 +190,11 @@ const (
 	// the deadline came); its partial report is under its attempt, and Run
 	// returns ErrIncomplete with it.
 	StatusIncomplete Status = "incomplete"
+	// StatusContinued: this call ran until its stop time (or
+	// MaxPerInvocation) and wrote a checkpoint; the event's next delivery
+	// (the state machine's next iteration) continues from it. Not an
+	// error: Run returns it with a nil error and complete=false.
+	StatusContinued Status = "continued"
 	// StatusLeaseLost: another delivery took the event over while this one
 	// ran (this one could not renew its lease in time); this one stopped
 	// without a report, and Run returns ErrLeaseLost with it.
@@ -247,7 +275,7 @@ func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
 			"eventId", ev.ID, "holder", holder.Token, "leaseExpiresAt", holder.ExpiresAt)
 		return Summary{EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusInProgress}, nil
 	}
-	if l.doc.TookOverFrom != "" {
+	if l.doc.TookOverFrom != "" && !l.fromReleased {
 		r.Log.WarnContext(ctx, "took over an expired lease: the delivery that held it stopped without a report",
 			"eventId", ev.ID, "attempt", token, "tookOverFrom", l.doc.TookOverFrom)
 	}
@@ -261,16 +289,44 @@ func (r *Reconciler) Run(ctx context.Context, ev Event) (Summary, error) {
 
 // run is Run once this delivery holds the lease l.
 func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot, l *lease) (Summary, error) {
-	attemptSummary, attemptDetails := k.attempt(l.doc.Token)
+	attemptSummary, _ := k.attempt(l.doc.Token)
 	started := r.now()
 	sum := Summary{
 		EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusRan, Attempt: l.doc.Token, TookOverFrom: l.doc.TookOverFrom,
-		Snapshot: snap.Version(), StartedAt: started,
+		Snapshot: snap.Version(), StartedAt: started, Invocations: 1,
 		BadRecords:       map[merge.Source]int{merge.SystemA: 0, merge.SystemB: 0},
 		ConflictsByField: map[string]int{}, NewerSource: map[merge.Source]int{},
-		Details: r.Reports.Location(attemptDetails),
 	}
 	r.Metrics.Observe(emf.SyncLag, started.Sub(sum.Snapshot.ExportedAt).Seconds(), emf.Seconds)
+
+	cp, cpTag, err := r.loadCheckpoint(ctx, k, ev)
+	if err != nil {
+		l.release(ctx)
+		r.Log.ErrorContext(ctx, "the event's checkpoint cannot be used; failing without a run", "eventId", ev.ID, "err", err.Error())
+		return Summary{EventID: ev.ID, ScheduledTime: ev.Time, Status: StatusIncomplete, Attempt: l.doc.Token}, err
+	}
+	var from joinPos
+	var parts []string // keys of the details parts, this invocation's last
+	if cp != nil {
+		if sameSnapshot(cp.Snapshot, sum.Snapshot) {
+			cp.resume(&sum)
+			from = joinPos{a: cp.SystemA, b: cp.SystemB, resumed: true}
+			parts = cp.Parts
+			r.Log.InfoContext(ctx, "continuing the night from its checkpoint", "eventId", ev.ID, "attempt", l.doc.Token,
+				"invocation", sum.Invocations, "counts", sum.Counts)
+		} else {
+			sum.RestartedBecause = fmt.Sprintf("the snapshot changed after invocation %d (checkpoint on %s, now %s): the night was run again from the start on the new one",
+				cp.Invocations, versionString(cp.Snapshot), versionString(sum.Snapshot))
+			r.Log.WarnContext(ctx, "the snapshot the checkpoint was taken on is gone; running the night from the start", "eventId", ev.ID,
+				"attempt", l.doc.Token, "reason", sum.RestartedBecause)
+		}
+	}
+	parts = append(slices.Clip(parts), k.part(l.doc.Token, len(parts)+1))
+	partKey := parts[len(parts)-1]
+	for _, p := range parts {
+		sum.DetailsParts = append(sum.DetailsParts, r.Reports.Location(p))
+	}
+	sum.Details = sum.DetailsParts[0]
 
 	// leaseCtx ends when the lease is lost; the heartbeat renews it meanwhile.
 	leaseCtx, lose := context.WithCancelCause(ctx)
@@ -292,8 +348,7 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 		l.release(ctx)
 	}
 
-	runCtx, cancel := r.workContext(leaseCtx)
-	defer cancel()
+	stopAt := r.stopTime(leaseCtx)
 	tmp, err := os.CreateTemp(r.TempDir, "details-*.jsonl.gz")
 	if err != nil {
 		giveUp()
@@ -302,21 +357,25 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 
-	joinErr := r.join(runCtx, snap, tmp, &sum)
+	// The streams run on the lease's context: the stop comes between two
+	// customers (stopAt, MaxPerInvocation), never in the middle of one.
+	at, joinErr := r.join(leaseCtx, stopAt, snap, tmp, &sum, from)
 	if leaseLost(leaseCtx) {
 		return lost()
 	}
 	switch {
-	case joinErr == nil:
+	case joinErr == nil && at == nil:
 		sum.Complete = true
-	case ctx.Err() == nil && (runCtx.Err() != nil || cutByStop(runCtx, joinErr)):
+	case joinErr == nil:
+		sum.Status = StatusContinued
+	case ctx.Err() == nil && r.cutByStop(stopAt, joinErr):
 		sum.StoppedReason = "stopped before the Lambda deadline; counts cover the customers read so far"
 		joinErr = nil
 	default:
 		sum.StoppedReason = "a system failed during the run"
 		sum.Error = joinErr.Error()
 	}
-	if !sum.Complete {
+	if !sum.Complete && sum.Status != StatusContinued {
 		sum.Status = StatusIncomplete
 	}
 
@@ -325,7 +384,7 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 		giveUp()
 		return sum, fmt.Errorf("reconcile: details file: %w", err)
 	}
-	if err := r.putOwn(leaseCtx, attemptDetails, tmp, "application/gzip"); err != nil {
+	if err := r.putOwn(leaseCtx, partKey, tmp, "application/gzip"); err != nil {
 		if leaseLost(leaseCtx) {
 			return lost()
 		}
@@ -337,6 +396,26 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 		return lost()
 	}
 	sum.FinishedAt = r.now()
+
+	if sum.Status == StatusContinued {
+		if err := r.hold(ctx, l, lose); err != nil {
+			return lost()
+		}
+		if err := r.saveCheckpoint(ctx, k, newCheckpoint(ev, &sum, parts, *at), cpTag); err != nil {
+			l.release(ctx)
+			sum.Status = StatusIncomplete
+			return sum, err
+		}
+		l.release(ctx)
+		r.Log.InfoContext(ctx, "reconciliation continues in the next invocation: checkpoint written", "eventId", ev.ID,
+			"attempt", l.doc.Token, "invocation", sum.Invocations, "counts", at.counts,
+			"checkpoint", r.Reports.Location(k.checkpoint()))
+		// The answer goes into the state machine's history: no join key
+		// (an email) in it; the checkpoint holds where the run stopped.
+		sum.StoppedAfter = ""
+		return sum, nil
+	}
+
 	body, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
 		l.release(ctx)
@@ -362,15 +441,8 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 	}
 
 	// Commit only while holding the lease: renew it once more first.
-	if err := l.renew(ctx, r.now(), false); err != nil {
-		if errors.Is(err, ErrLeaseLost) {
-			lose(err)
-			return lost()
-		}
-		if !r.now().Before(l.doc.ExpiresAt) {
-			lose(fmt.Errorf("%w: the lease expired unrenewed before the commit: %w", ErrLeaseLost, err))
-			return lost()
-		}
+	if err := r.hold(ctx, l, lose); err != nil {
+		return lost()
 	}
 	if _, err := r.Reports.PutIfAbsent(ctx, k.summary, bytes.NewReader(body), "application/json"); err != nil {
 		if !errors.Is(err, report.ErrExists) {
@@ -393,8 +465,32 @@ func (r *Reconciler) run(ctx context.Context, ev Event, k runKeys, snap Snapshot
 	}
 	r.countRun(&sum)
 	r.Log.InfoContext(ctx, "reconciliation finished", "eventId", ev.ID, "attempt", l.doc.Token, "complete", sum.Complete,
-		"counts", sum.Counts, "badRecords", sum.BadRecords, "seconds", sum.FinishedAt.Sub(sum.StartedAt).Seconds())
+		"invocations", sum.Invocations, "counts", sum.Counts, "badRecords", sum.BadRecords,
+		"seconds", sum.FinishedAt.Sub(sum.StartedAt).Seconds())
 	return sum, nil
+}
+
+// hold renews l once more before a write that needs the lease (the
+// commit, a checkpoint). When the lease is lost, or expired unrenewed, it
+// records that with lose and returns the error.
+func (r *Reconciler) hold(ctx context.Context, l *lease, lose context.CancelCauseFunc) error {
+	err := l.renew(ctx, r.now(), false)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrLeaseLost):
+	case !r.now().Before(l.doc.ExpiresAt):
+		err = fmt.Errorf("%w: the lease expired unrenewed before the write: %w", ErrLeaseLost, err)
+	default:
+		return nil // the lease still holds; the renewal may fail, the write is conditional anyway
+	}
+	lose(err)
+	return err
+}
+
+// versionString names a snapshot version for logs and summaries.
+func versionString(v SnapshotVersion) string {
+	return fmt.Sprintf("version %q etag %s exported %s", v.VersionID, v.ETag, v.ExportedAt.UTC().Format(time.RFC3339))
 }
 
 // countRun records a run's metrics.
@@ -520,6 +616,9 @@ type lease struct {
 	key string
 	doc claimDoc // as last written; owned by the heartbeat while it runs
 	tag string   // its tag
+	// fromReleased: the claim taken over had been released (an incomplete
+	// or continued run), not left to expire.
+	fromReleased bool
 }
 
 // acquire takes the claim under key for token. It returns the lease, or
@@ -532,6 +631,7 @@ func (r *Reconciler) acquire(ctx context.Context, key string, ev Event, token st
 		}
 		now := r.now()
 		mine := claimDoc{EventID: ev.ID, Token: token, StartedAt: now, RenewedAt: now, ExpiresAt: now.Add(r.leaseTTL())}
+		released := false
 		if err == nil {
 			var cur claimDoc
 			if json.Unmarshal(body, &cur) == nil {
@@ -541,12 +641,12 @@ func (r *Reconciler) acquire(ctx context.Context, key string, ev Event, token st
 				if !cur.expired(now) {
 					return nil, &cur, nil
 				}
-				mine.TookOverFrom = cur.Token
+				mine.TookOverFrom, released = cur.Token, cur.Released
 			} // a claim that is not JSON holds nothing: take it over
 			b, _ := json.Marshal(mine)
 			newTag, err := r.Reports.Replace(ctx, key, bytes.NewReader(b), "application/json", tag)
 			if err == nil {
-				return &lease{r: r, key: key, doc: mine, tag: newTag}, nil, nil
+				return &lease{r: r, key: key, doc: mine, tag: newTag, fromReleased: released}, nil, nil
 			}
 			if !errors.Is(err, report.ErrChanged) {
 				return nil, nil, fmt.Errorf("reconcile: take over the claim: %w", err)
@@ -681,17 +781,18 @@ func leaseLost(leaseCtx context.Context) bool {
 	return errors.Is(context.Cause(leaseCtx), ErrLeaseLost)
 }
 
-// workContext ends Reserve before ctx's deadline.
-func (r *Reconciler) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+// stopTime is Reserve before ctx's deadline, on the Now clock (zero
+// without a deadline): when a run stops joining to checkpoint.
+func (r *Reconciler) stopTime(ctx context.Context) time.Time {
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		return context.WithCancel(ctx)
+		return time.Time{}
 	}
 	reserve := r.Reserve
 	if reserve == 0 {
-		reserve = min(max(time.Until(deadline)/10, time.Second), 30*time.Second)
+		reserve = min(max(deadline.Sub(r.now())/10, time.Second), 30*time.Second)
 	}
-	return context.WithDeadline(ctx, deadline.Add(-reserve))
+	return deadline.Add(-reserve)
 }
 
 // StopSlack is how close to the run's stop time (the deadline minus
@@ -702,10 +803,9 @@ func (r *Reconciler) workContext(ctx context.Context) (context.Context, context.
 const StopSlack = time.Second
 
 // cutByStop reports whether err is a timeout met within StopSlack of
-// runCtx's deadline.
-func cutByStop(runCtx context.Context, err error) bool {
-	dl, ok := runCtx.Deadline()
-	return ok && errors.Is(err, context.DeadlineExceeded) && time.Until(dl) < StopSlack
+// the stop time (or after it).
+func (r *Reconciler) cutByStop(stopAt time.Time, err error) bool {
+	return !stopAt.IsZero() && errors.Is(err, context.DeadlineExceeded) && stopAt.Sub(r.now()) < StopSlack
 }
 
 func (r *Reconciler) now() time.Time {
@@ -743,15 +843,28 @@ type detailConflict struct {
 	NewerSource merge.Source   `json:"newerSource"`
 }
 
-// join walks both streams in key order and tallies into sum, writing a
-// details line for every customer not in sync.
-func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum *Summary) (err error) {
+// joinPos is where a join stopped for a continuation, or starts from one.
+type joinPos struct {
+	a, b    sidePos
+	counts  Counts // sum.Counts without the records read ahead
+	resumed bool   // a continuation: the streams start at a and b
+}
+
+// join walks both streams (on ctx) in key order from `from` and tallies
+// into sum, writing a details line for every customer not in sync. It
+// returns nil at the end of both streams, or, when the Now clock reaches
+// stopAt (unless zero) or MaxPerInvocation customers were joined, the
+// position to continue from.
+// At least one customer is joined before a stop, so that every invocation
+// makes progress.
+func (r *Reconciler) join(ctx context.Context, stopAt time.Time, snap Snapshot, out *os.File, sum *Summary, from joinPos) (at *joinPos, err error) {
 	zw := gzip.NewWriter(out)
 	bw := bufio.NewWriterSize(zw, 64<<10)
 	enc := json.NewEncoder(bw)
-	var done string // the last join key fully processed
+	done := sum.StoppedAfter // the last join key fully processed
 	defer func() {
-		if err != nil {
+		sum.StoppedAfter = ""
+		if err != nil || at != nil {
 			sum.StoppedAfter = done
 		}
 	}()
@@ -761,14 +874,10 @@ func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum 
 			ferr = cerr
 		}
 		if err == nil && ferr != nil {
-			err = fmt.Errorf("details: %w", ferr)
+			at, err = nil, fmt.Errorf("details: %w", ferr)
 		}
 	}()
 
-	nextA, stopA := iter.Pull2(snap.All(ctx))
-	defer stopA()
-	nextB, stopB := iter.Pull2(r.B.List(ctx))
-	defer stopB()
 	bad := func(src merge.Source, e *merge.BadRecordError) error {
 		sum.BadRecords[src]++
 		if err := enc.Encode(badDetail{BadRecord: badRecord{System: src, Position: e.Position, Reason: e.Reason}}); err != nil {
@@ -776,18 +885,56 @@ func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum 
 		}
 		return nil
 	}
-	a := &side{src: merge.SystemA, next: nextA, count: &sum.Counts.SystemA, bad: bad}
-	b := &side{src: merge.SystemB, next: nextB, count: &sum.Counts.SystemB, bad: bad}
-	if err := a.advance(sum); err != nil {
-		return err
+	a := &side{src: merge.SystemA, count: &sum.Counts.SystemA, bad: bad}
+	b := &side{src: merge.SystemB, count: &sum.Counts.SystemB, bad: bad}
+	var seqB iter.Seq2[*merge.Record, error]
+	if rb, ok := r.B.(ResumableB); ok {
+		pos := ""
+		if from.resumed {
+			pos = from.b.Position
+		}
+		seqB, b.pos = rb.ListFrom(ctx, pos)
+		if pos != "" {
+			b.pulled = from.b.Skip
+		}
+	} else {
+		seqB = r.B.List(ctx)
 	}
-	if err := b.advance(sum); err != nil {
-		return err
+	for _, s := range []struct {
+		s   *side
+		seq iter.Seq2[*merge.Record, error]
+		at  sidePos
+	}{{a, snap.All(ctx), from.a}, {b, seqB, from.b}} {
+		if from.resumed && s.at.Ended {
+			s.s.key, s.s.ended, s.s.pulled = s.at.After, true, s.at.Skip
+			continue
+		}
+		next, stopNext := iter.Pull2(s.seq)
+		defer stopNext()
+		s.s.next = next
+		if from.resumed {
+			if err := s.s.resume(s.at); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.s.advance(sum); err != nil {
+			return nil, err
+		}
 	}
 	var diffs []merge.Difference
 	for n := 0; a.ok || b.ok; n++ {
-		if n&1023 == 0 && ctx.Err() != nil {
-			return fmt.Errorf("stopped: %w", ctx.Err())
+		if n > 0 && (r.MaxPerInvocation > 0 && n >= r.MaxPerInvocation || !stopAt.IsZero() && !r.now().Before(stopAt)) {
+			p := joinPos{a: a.position(), b: b.position(), counts: sum.Counts}
+			if a.ok {
+				p.counts.SystemA--
+			}
+			if b.ok {
+				p.counts.SystemB--
+			}
+			return &p, nil
+		}
+		if n&1023 == 0 && ctx.Err() != nil { // the lease lost, the Lambda deadline
+			return nil, fmt.Errorf("stopped: %w", ctx.Err())
 		}
 		var x, y *merge.Record
 		switch {
@@ -819,21 +966,21 @@ func (r *Reconciler) join(ctx context.Context, snap Snapshot, out *os.File, sum 
 		}
 		if x == nil || y == nil || len(diffs) > 0 {
 			if err := enc.Encode(newDetail(x, y, diffs)); err != nil {
-				return fmt.Errorf("details: %w", err)
+				return nil, fmt.Errorf("details: %w", err)
 			}
 		}
 		if x != nil {
 			if err := a.advance(sum); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if y != nil {
 			if err := b.advance(sum); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // side is one system's stream in the join, one record ahead.
@@ -842,10 +989,44 @@ type side struct {
 	next  func() (*merge.Record, error, bool)
 	count *int                                            // the summary's count of this system's customers
 	bad   func(merge.Source, *merge.BadRecordError) error // records a malformed record the stream skipped
+	pos   func() string                                   // the stream's own position of the item last pulled (ResumableB)
 
-	rec *merge.Record // the current record, while ok
-	key string        // its join key; after the end, the last one
-	ok  bool
+	rec   *merge.Record // the current record, while ok
+	key   string        // its join key; after the end, the last one
+	ok    bool
+	ended bool // the stream ended (or had ended at the checkpoint)
+
+	pulled  int    // stream items pulled so far
+	at      int    // the current record's index in the stream
+	cursor  string // its position by pos
+	prev    string // the join key before it
+	resumed bool   // the next record taken must come after key (a continuation)
+}
+
+// resume passes over the stream items before the checkpoint's record (a
+// stream with its own positions already starts there) and sets the key
+// that record must come after.
+func (s *side) resume(p sidePos) error {
+	for ; s.pulled < p.Skip; s.pulled++ {
+		_, err, ok := s.next()
+		if !ok {
+			return fmt.Errorf("%s: the stream ended before the checkpoint's position: it is not the one the checkpoint was taken on", s.src)
+		}
+		var bad *merge.BadRecordError
+		if err != nil && !errors.As(err, &bad) {
+			return fmt.Errorf("%s: %w", s.src, err)
+		}
+	}
+	s.key, s.resumed = p.After, true
+	return nil
+}
+
+// position is where to take the stream up again: at the current record.
+func (s *side) position() sidePos {
+	if !s.ok {
+		return sidePos{Ended: true, Skip: s.pulled, After: s.key}
+	}
+	return sidePos{Skip: s.at, Position: s.cursor, After: s.prev}
 }
 
 // advance moves to the next customer, skipping malformed records (handed
@@ -853,8 +1034,15 @@ type side struct {
 // the current key (counted in sum.DuplicateKeys) and refusing a key that
 // goes backwards: the join depends on both streams being in join order.
 func (s *side) advance(sum *Summary) error {
+	if s.ended {
+		s.rec, s.ok = nil, false
+		return nil
+	}
 	for {
 		rec, err, ok := s.next()
+		if ok {
+			s.pulled++
+		}
 		if err != nil {
 			var bad *merge.BadRecordError
 			if errors.As(err, &bad) {
@@ -866,7 +1054,7 @@ func (s *side) advance(sum *Summary) error {
 			return fmt.Errorf("%s: %w", s.src, err)
 		}
 		if !ok {
-			s.rec, s.ok = nil, false
+			s.rec, s.ok, s.ended = nil, false, true
 			return nil
 		}
 		k := rec.Key()
@@ -874,10 +1062,18 @@ func (s *side) advance(sum *Summary) error {
 			sum.DuplicateKeys = incr(sum.DuplicateKeys, s.src)
 			continue
 		}
-		if s.key != "" && k < s.key {
+		if s.key != "" && (k < s.key || s.resumed && k == s.key) {
+			if s.resumed {
+				return fmt.Errorf("%s: the stream does not go on where the checkpoint left it: it is not the one the checkpoint was taken on", s.src)
+			}
 			return fmt.Errorf("%s: records are not in join order", s.src)
 		}
+		s.prev, s.resumed = s.key, false
 		s.rec, s.key, s.ok = rec, k, true
+		s.at = s.pulled - 1
+		if s.pos != nil {
+			s.cursor = s.pos()
+		}
 		(*s.count)++
 		return nil
 	}

@@ -33,7 +33,8 @@ type countingB struct {
 	next    reconcile.SystemB
 	lists   atomic.Int64
 	records atomic.Int64
-	delay   time.Duration
+	// onRecord runs before each record is served (advances a fake clock).
+	onRecord func()
 }
 
 func (c *countingB) List(ctx context.Context) iter.Seq2[*merge.Record, error] {
@@ -41,8 +42,8 @@ func (c *countingB) List(ctx context.Context) iter.Seq2[*merge.Record, error] {
 	return func(yield func(*merge.Record, error) bool) {
 		for r, err := range c.next.List(ctx) {
 			c.records.Add(1)
-			if c.delay > 0 {
-				time.Sleep(c.delay)
+			if c.onRecord != nil {
+				c.onRecord()
 			}
 			if !yield(r, err) {
 				return
@@ -136,7 +137,7 @@ func TestRunMatchesGroundTruth(t *testing.T) {
 	}
 
 	day := filepath.Join(dir, "2026-11-24", event.ID)
-	if want := filepath.Join(day, "attempts", sum.Attempt, "details.jsonl.gz"); sum.Attempt == "" || localPath(sum.Details) != want {
+	if want := filepath.Join(day, "attempts", sum.Attempt, "details-0001.jsonl.gz"); sum.Attempt == "" || localPath(sum.Details) != want {
 		t.Errorf("details at %s, want %s (under the attempt)", sum.Details, want)
 	}
 	details := readDetails(t, localPath(sum.Details))
@@ -218,59 +219,68 @@ func TestRunConcurrentDeliveries(t *testing.T) {
 	}
 }
 
-// TestRunStopsBeforeDeadline: a run cut by its deadline writes a partial
-// report under its attempt (not summary.json), releases its lease and
-// fails, so that the event is delivered again; the next delivery, at once,
-// runs the night to the end. (Before leases, the partial summary was the
-// night's summary.json and later deliveries returned it as a success.)
+// TestRunStopsBeforeDeadline: production timings on an injectable clock.
+// The function's Timeout is 900 s and System B serves a record per 0.5 s
+// of the fake clock (the whole list takes longer than one invocation). The
+// run stops its reserve (30 s) before the deadline, between two customers:
+// it writes its details part and checkpoint.json (not summary.json),
+// releases its lease and answers StatusContinued without an error; the
+// next delivery, at once, continues from the checkpoint to the end.
 func TestRunStopsBeforeDeadline(t *testing.T) {
 	sys := testkit.NewSystems(t, 3000)
 	r, b, dir := newReconciler(t, sys)
-	b.delay = 200 * time.Microsecond // about 0.6 s for the whole list
-	r.Reserve = 100 * time.Millisecond
+	clock := newClock(time.Now())
+	r.Now = clock.Now
+	b.onRecord = func() { clock.Advance(500 * time.Millisecond) }
 	metrics := testkit.NewMetrics()
 	r.Metrics = metrics
-	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	ctx, cancel := context.WithDeadline(context.Background(), clock.Now().Add(900*time.Second))
 	defer cancel()
 	sum, err := r.Run(ctx, event)
-	if !errors.Is(err, reconcile.ErrIncomplete) {
-		t.Fatalf("a run stopped by its deadline: err %v, want ErrIncomplete", err)
+	if err != nil {
+		t.Fatalf("a run stopped for its deadline: err %v, want none (it continues)", err)
 	}
-	if sum.Complete || sum.Status != reconcile.StatusIncomplete || sum.StoppedReason == "" || sum.StoppedAfter == "" || sum.Error != "" {
-		t.Fatalf("summary = %s complete %v reason %q after %q error %q; want an incomplete report", sum.Status, sum.Complete, sum.StoppedReason, sum.StoppedAfter, sum.Error)
+	if sum.Complete || sum.Status != reconcile.StatusContinued || sum.StoppedAfter != "" || sum.Error != "" {
+		t.Fatalf("summary = %s complete %v after %q error %q; want continued, without the join key (it goes into the state machine's history)", sum.Status, sum.Complete, sum.StoppedAfter, sum.Error)
 	}
-	if int(b.records.Load()) >= len(sys.B) {
-		t.Errorf("System B was read to the end (%d records) despite the deadline", b.records.Load())
+	// 870 s of the fake clock at 0.5 s a record, a record or two ahead.
+	if got := b.records.Load(); got < 1739 || got > 1742 {
+		t.Errorf("System B served %d records before the stop, want about 1740 (870 s)", got)
 	}
-	if metrics.Counts[emf.ReconcileIncomplete] != 1 {
-		t.Errorf("reconcile.incomplete.total = %d, want 1", metrics.Counts[emf.ReconcileIncomplete])
+	if metrics.Counts[emf.ReconcileIncomplete] != 0 {
+		t.Errorf("reconcile.incomplete.total = %d, want 0: a continuation is not a failure", metrics.Counts[emf.ReconcileIncomplete])
 	}
 	day := filepath.Join(dir, "2026-11-24", event.ID)
 	if _, err := os.Stat(filepath.Join(day, "summary.json")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("an incomplete run wrote the night's summary.json (%v)", err)
+		t.Errorf("a continued run wrote the night's summary.json (%v)", err)
 	}
-	attempt := filepath.Join(day, "attempts", sum.Attempt)
-	readDetails(t, filepath.Join(attempt, "details.jsonl.gz")) // whole gzip stream
-	var partial reconcile.Summary
-	raw, err := os.ReadFile(filepath.Join(attempt, "summary.json"))
-	if err != nil || json.Unmarshal(raw, &partial) != nil || partial.Complete || partial.StoppedAfter != sum.StoppedAfter {
-		t.Errorf("the attempt's partial summary: %s (%v)", raw, err)
+	readDetails(t, filepath.Join(day, "attempts", sum.Attempt, "details-0001.jsonl.gz")) // whole gzip stream
+	if _, err := os.Stat(filepath.Join(day, "checkpoint.json")); err != nil {
+		t.Errorf("no checkpoint: %v", err)
 	}
 	if c := readClaim(t, r.Reports); !c.Released || c.Token != sum.Attempt {
 		t.Errorf("claim %+v, want this attempt's, released", c)
 	}
 
-	// The rerun: the same event, delivered again right away.
-	b.delay = 0
+	// The continuation: the same event, delivered again right away.
+	b.onRecord = nil
+	first := int(b.records.Load())
 	again, err := r.Run(context.Background(), event)
-	if err != nil || again.Status != reconcile.StatusRan || !again.Complete || again.Attempt == sum.Attempt {
-		t.Fatalf("the rerun: %s complete %v attempt %q, %v; want a complete run by a new attempt", again.Status, again.Complete, again.Attempt, err)
+	if err != nil || again.Status != reconcile.StatusRan || !again.Complete || again.Attempt == sum.Attempt || again.Invocations != 2 {
+		t.Fatalf("the continuation: %s complete %v attempt %q invocations %d, %v; want a complete run by a new attempt, the second invocation",
+			again.Status, again.Complete, again.Attempt, again.Invocations, err)
 	}
-	if again.TookOverFrom != sum.Attempt {
-		t.Errorf("tookOverFrom %q, want the released attempt %q", again.TookOverFrom, sum.Attempt)
+	if again.TookOverFrom != sum.Attempt || !again.StartedAt.Equal(sum.StartedAt) {
+		t.Errorf("tookOverFrom %q startedAt %s, want the released attempt %q and the first start %s", again.TookOverFrom, again.StartedAt, sum.Attempt, sum.StartedAt)
 	}
-	if _, err := os.Stat(filepath.Join(day, "summary.json")); err != nil {
-		t.Errorf("the rerun wrote no summary.json: %v", err)
+	want := truth(t, 3000)
+	if again.Counts.SystemA != want.SystemA || again.Counts.SystemB != want.SystemB || again.Counts.InSync != want.InSync {
+		t.Errorf("counts %+v, want the truth's", again.Counts)
+	}
+	// This System B has no positions (not a ResumableB): the continuation
+	// reads it again from the start and passes over what was joined.
+	if got := int(b.records.Load()); got != first+len(sys.B) {
+		t.Errorf("System B served %d records over both invocations, want %d+%d", got, first, len(sys.B))
 	}
 }
 
@@ -280,16 +290,16 @@ func TestRunStopsBeforeDeadline(t *testing.T) {
 type reserveCutB struct {
 	next    reconcile.SystemB
 	reserve time.Duration
+	now     func() time.Time
 }
 
 func (c reserveCutB) List(ctx context.Context) iter.Seq2[*merge.Record, error] {
 	return func(yield func(*merge.Record, error) bool) {
 		for r, err := range c.next.List(ctx) {
-			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < c.reserve {
+			if dl, ok := ctx.Deadline(); ok && dl.Sub(c.now()) < c.reserve {
 				yield(nil, fmt.Errorf("systemb: request timed out: %w", context.DeadlineExceeded))
 				return
 			}
-			time.Sleep(time.Millisecond) // 3 s for the whole list
 			if !yield(r, err) {
 				return
 			}
@@ -297,12 +307,20 @@ func (c reserveCutB) List(ctx context.Context) iter.Seq2[*merge.Record, error] {
 	}
 }
 
+// TestRunStopsWhenSystemBCutsAtItsReserve: a System B call cut at its own
+// reserve within StopSlack of the stop (a page fetch that was in flight at
+// the stop) ends the run as stopped before the deadline, not as a System B
+// failure. A reserve of 0.7 s leaves no room for a clean stop: the clock
+// jumps 1 s a record.
 func TestRunStopsWhenSystemBCutsAtItsReserve(t *testing.T) {
 	sys := testkit.NewSystems(t, 3000)
 	r, _, dir := newReconciler(t, sys)
-	r.B = reserveCutB{next: sys.ReconcileB(), reserve: 300 * time.Millisecond}
+	clock := newClock(time.Now())
+	r.Now = clock.Now
+	cut := &countingB{next: sys.ReconcileB(), onRecord: func() { clock.Advance(time.Second) }}
+	r.B = reserveCutB{next: cut, reserve: 1500 * time.Millisecond, now: clock.Now}
 	r.Reserve = 700 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), clock.Now().Add(100*time.Second))
 	defer cancel()
 	sum, err := r.Run(ctx, event)
 	if !errors.Is(err, reconcile.ErrIncomplete) {

@@ -62,6 +62,7 @@ type Pager struct {
 	deferred   func() error // the fetch to run into spare, with DisablePrefetch
 	err        error
 	pages      int
+	skip       int // items of the first page to pass over (ListFrom)
 }
 
 // page is one decoded list page and the buffer its body was read into.
@@ -69,6 +70,23 @@ type page struct {
 	body bytes.Buffer
 	decodedPage
 	lastEmail string // email of the last good item, or of the last one before
+	// where the page was fetched from, for Position
+	cursor    string
+	hasCursor bool
+	prevEmail string // lastEmail of the page before
+}
+
+// Position is where a Pager's current item is: enough to list again from
+// that item (ListFrom) in a later process. It holds the page's cursor and
+// the email of the last item before the page (for the join-order check),
+// so it is personal data: store it where the report is, never log it.
+type Position struct {
+	Limit     int    `json:"limit"`
+	Cursor    string `json:"cursor,omitempty"`
+	HasCursor bool   `json:"hasCursor,omitempty"` // false: the first page
+	Page      int    `json:"page"`                // counted from 1
+	Item      int    `json:"item"`                // in the page, counted from 0
+	After     string `json:"after,omitempty"`     // the email of the last item before the page
 }
 
 // List returns a Pager over all customers, pageSize at a time (1..1000;
@@ -85,6 +103,35 @@ func (c *Client) List(ctx context.Context, pageSize int) *Pager {
 		cancel()
 	}
 	return p
+}
+
+// ListFrom returns a Pager that starts at pos, a Position an earlier
+// Pager's Position returned: its first record is the item that was
+// current then, and bad-record positions go on from there. It refetches
+// that page by its cursor (the API's cursors name the last key before a
+// page, so they stay valid while the data changes). A pos that does not fit
+// (another page size, an item past the end of the refetched page) gives a
+// Pager whose Err is ErrInvalidArgument.
+func (c *Client) ListFrom(ctx context.Context, pos Position) *Pager {
+	p := c.List(ctx, pos.Limit)
+	if p.err != nil {
+		return p
+	}
+	if pos.Limit == 0 || pos.Page < 1 || pos.Item < 0 || pos.Item >= pos.Limit || (pos.Page == 1) == pos.HasCursor {
+		p.err = &Error{Op: OpList, Err: ErrInvalidArgument, Cause: fmt.Errorf("position %d/%d (limit %d) is not one a Pager returns", pos.Page, pos.Item, pos.Limit)}
+		p.cancel()
+		return p
+	}
+	p.started = true
+	p.pages, p.skip, p.cur.lastEmail = pos.Page-1, pos.Item, pos.After
+	p.start(pos.Cursor, pos.HasCursor)
+	return p
+}
+
+// Position returns where the current item is (valid after a Next that
+// returned true).
+func (p *Pager) Position() Position {
+	return Position{Limit: p.limit, Cursor: p.cur.cursor, HasCursor: p.cur.hasCursor, Page: p.pages, Item: p.i, After: p.cur.prevEmail}
 }
 
 // Next advances to the next record; false at the end or on an error (see Err).
@@ -125,6 +172,18 @@ func (p *Pager) Next() bool {
 		p.pages++
 		p.cur, p.spare = p.spare, p.cur
 		p.i, p.b = 0, 0
+		if p.skip > 0 { // ListFrom: resume at the item that was current
+			if p.skip >= len(p.cur.items) {
+				p.err = &Error{Op: OpList, Err: ErrInvalidArgument, Cause: fmt.Errorf("page %d has %d items, fewer than the position's %d", p.pages, len(p.cur.items), p.skip+1)}
+				p.cancel()
+				return false
+			}
+			p.i = p.skip
+			for p.b < len(p.cur.bad) && p.cur.bad[p.b].index < p.i {
+				p.b++
+			}
+			p.skip = 0
+		}
 		if p.cur.more {
 			p.start(p.cur.next, true)
 		}
@@ -138,7 +197,10 @@ func (p *Pager) Next() bool {
 // p.spare: in the background, or with DisablePrefetch when Next needs it.
 func (p *Pager) start(cursor string, hasCursor bool) {
 	dst, prevEmail, n := p.spare, p.cur.lastEmail, p.pages+1
-	run := func() error { return p.c.fetchPage(p.ctx, p.limit, cursor, hasCursor, prevEmail, n, dst) }
+	run := func() error {
+		dst.cursor, dst.hasCursor, dst.prevEmail = cursor, hasCursor, prevEmail
+		return p.c.fetchPage(p.ctx, p.limit, cursor, hasCursor, prevEmail, n, dst)
+	}
 	if p.c.cfg.DisablePrefetch {
 		p.deferred = run
 		return

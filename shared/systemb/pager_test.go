@@ -533,3 +533,68 @@ func TestCompareKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestListFrom: a Pager started at any item's Position yields exactly the
+// items from that one on, with and without prefetch.
+func TestListFrom(t *testing.T) {
+	rs := dataset(25)
+	for _, prefetch := range []bool{true, false} {
+		t.Run(fmt.Sprintf("prefetch=%v", prefetch), func(t *testing.T) {
+			s := newListServer(t, rs, nil)
+			c, _ := newClient(t, s.URL, func(c *Config) { c.DisablePrefetch = !prefetch })
+			p := c.List(context.Background(), 7)
+			var positions []Position
+			for p.Next() {
+				positions = append(positions, p.Position())
+			}
+			p.Close()
+			if err := p.Err(); err != nil || len(positions) != len(rs) {
+				t.Fatalf("%d positions, err %v", len(positions), err)
+			}
+			for i, pos := range positions {
+				t.Run(fmt.Sprintf("from item %d", i), func(t *testing.T) {
+					q := c.ListFrom(context.Background(), pos)
+					defer q.Close()
+					got := collect(q)
+					if err := q.Err(); err != nil {
+						t.Fatal(err)
+					}
+					if len(got) != len(rs)-i {
+						t.Fatalf("%d records, want %d", len(got), len(rs)-i)
+					}
+					for j := range got {
+						if got[j] != rs[i+j] {
+							t.Fatalf("record %d = %s, want %s", j, got[j].Email(), rs[i+j].Email())
+						}
+					}
+					if q.Pages() != 4 {
+						t.Errorf("pages %d, want 4 (page numbers go on from the position)", q.Pages())
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestListFromRefusesForeignPositions(t *testing.T) {
+	rs := dataset(5)
+	s := newListServer(t, rs, nil)
+	c, _ := newClient(t, s.URL, nil)
+	tests := map[string]Position{
+		"no limit":                   {Page: 1},
+		"first page with a cursor":   {Limit: 4, Page: 1, HasCursor: true, Cursor: cursorPrefix + "0"},
+		"later page without cursor":  {Limit: 4, Page: 2},
+		"item past the limit":        {Limit: 4, Page: 1, Item: 4},
+		"item past the page's end":   {Limit: 4, Page: 2, HasCursor: true, Cursor: cursorPrefix + "4", Item: 2},
+		"page size out of the range": {Limit: 5000, Page: 1},
+	}
+	for name, pos := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := c.ListFrom(context.Background(), pos)
+			defer p.Close()
+			if p.Next() || !errors.Is(p.Err(), ErrInvalidArgument) {
+				t.Errorf("Next went on or Err = %v; want ErrInvalidArgument", p.Err())
+			}
+		})
+	}
+}

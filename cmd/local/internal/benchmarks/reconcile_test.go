@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/unified-customer-service/cmd/local/internal/samtemplate"
 	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
 	"github.com/acme/unified-customer-service/cmd/local/internal/schedule"
 	"github.com/acme/unified-customer-service/shared/demodata"
@@ -41,10 +42,7 @@ func TestE2EReconcile(t *testing.T) {
 	tpl := loadTemplate(t)
 	f := templateFunction(t, tpl, reconcileFn)
 	bootstrap := buildFunction(t, f, filepath.Join(t.TempDir(), "build"), "", "")
-	sched, err := schedule.Pick(f, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sched := reconcileSchedule(t, tpl)
 	var runs []reconcileRun
 	for _, n := range sizes(t, *flagReconcile) {
 		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
@@ -86,6 +84,22 @@ func TestE2EReconcile(t *testing.T) {
 	}
 	t.Logf("\nReconciliation through the real bootstrap (%s, MemorySize %d MB, Timeout %s); machine: %s\n%s",
 		reconcileFn, f.MemoryMB, f.Timeout, machine(), reconcileTable(runs))
+}
+
+// reconcileSchedule is the nightly schedule, which the template gives to
+// ReconcileStateMachine (it starts the state machine, which invokes the
+// function with the event as it came).
+func reconcileSchedule(t testing.TB, tpl *samtemplate.Template) samtemplate.Schedule {
+	t.Helper()
+	sm, ok := tpl.StateMachine("ReconcileStateMachine")
+	if !ok {
+		t.Fatal("template.yaml has no ReconcileStateMachine")
+	}
+	sched, err := schedule.Pick(&samtemplate.Function{LogicalID: sm.LogicalID, Schedules: sm.Schedules}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sched
 }
 
 // checkTruth compares a run's summary with the generator's ground truth.

@@ -295,14 +295,24 @@ func newRig(t testing.TB, tpl *samtemplate.Template, n int) *rig {
 // servers as the local tool points it. Closed when the test ends.
 func (r *rig) function(t testing.TB, id, bootstrap string, log *funcLog) *sandbox.Function {
 	t.Helper()
+	return r.functionTimeout(t, id, bootstrap, log, 0)
+}
+
+// functionTimeout is function with another Timeout than the template's
+// (0: the template's).
+func (r *rig) functionTimeout(t testing.TB, id, bootstrap string, log *funcLog, timeout time.Duration) *sandbox.Function {
+	t.Helper()
 	f := templateFunction(t, r.tpl, id)
+	if timeout == 0 {
+		timeout = f.Timeout
+	}
 	env, _ := f.ComposeEnv(map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token})
 	fn, err := sandbox.New(sandbox.Config{
 		Name:      f.LogicalID,
 		Bootstrap: bootstrap,
 		Handler:   f.Handler,
 		Runtime:   f.Runtime,
-		Timeout:   f.Timeout,
+		Timeout:   timeout,
 		MemoryMB:  f.MemoryMB,
 		Region:    r.tpl.Region,
 		AccountID: r.tpl.AccountID,

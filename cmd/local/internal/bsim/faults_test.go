@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/acme/unified-customer-service/shared/systemb"
 )
@@ -401,5 +403,50 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	if got := sim.Stats().Requests; got != 0 {
 		t.Errorf("admin requests were counted: %d", got)
+	}
+}
+
+// TestConfigLatency: Config.Latency delays every API request, never the
+// admin paths, and the latencyMs fault adds to it (waits recorded through
+// Config.Sleep, not timed).
+func TestConfigLatency(t *testing.T) {
+	var mu sync.Mutex
+	var waits []time.Duration
+	cfg := Config{Latency: 30 * time.Millisecond, Sleep: func(_ context.Context, d time.Duration) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		waits = append(waits, d)
+		return true
+	}}
+	sim, srv := newTestServer(t, cfg, manyCustomers(5)...)
+	if sim.Latency() != 30*time.Millisecond {
+		t.Fatalf("Latency() = %v", sim.Latency())
+	}
+	tests := []struct {
+		name   string
+		faults Faults
+		path   string
+		want   []time.Duration
+	}{
+		{"a list page", Faults{}, "/customers?limit=2", []time.Duration{30 * time.Millisecond}},
+		{"a get", Faults{}, itemPath, []time.Duration{30 * time.Millisecond}},
+		{"with the latency fault", Faults{LatencyMs: 20}, "/customers?limit=2", []time.Duration{30 * time.Millisecond, 20 * time.Millisecond}},
+		{"the admin path", Faults{}, "/_sim/faults", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := sim.SetFaults(tc.faults); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			waits = nil
+			mu.Unlock()
+			call(t, srv, http.MethodGet, tc.path, "")
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(waits, tc.want) {
+				t.Errorf("waits %v, want %v", waits, tc.want)
+			}
+		})
 	}
 }

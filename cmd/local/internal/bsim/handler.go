@@ -117,17 +117,14 @@ func (s *Sim) authorized(r *http.Request) bool {
 // the answer, and false when a fault has already answered (or dropped) it.
 func (s *Sim) injectFaults(w http.ResponseWriter, r *http.Request) (Faults, bool) {
 	ctx := r.Context()
+	if s.latency > 0 && !s.sleep(ctx, s.latency) {
+		return s.faults.load().f, false
+	}
 	for {
 		st := s.faults.load()
 		f := st.f
-		if f.LatencyMs > 0 {
-			t := time.NewTimer(time.Duration(f.LatencyMs) * time.Millisecond)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return f, false
-			case <-t.C:
-			}
+		if f.LatencyMs > 0 && !s.sleep(ctx, time.Duration(f.LatencyMs)*time.Millisecond) {
+			return f, false
 		}
 		switch {
 		case f.Down:

@@ -30,6 +30,7 @@ package bsim
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,13 @@ type Config struct {
 	Rand func() float64
 	// Seed seeds the default Rand.
 	Seed uint64
+	// Latency delays every API request (never the admin paths) before the
+	// faults apply: a System B that is far away or slow per request. The
+	// latencyMs fault adds to it. At most MaxLatencyMs.
+	Latency time.Duration
+	// Sleep waits d, or until ctx ends (false); a timer when nil. Latency
+	// and the latencyMs fault wait with it (tests record the waits).
+	Sleep func(ctx context.Context, d time.Duration) bool
 }
 
 // entry is one stored customer: its join key and its pre-encoded System B
@@ -79,8 +87,10 @@ type entry struct {
 
 // Sim is a System B API v1 simulator. It is safe for concurrent use.
 type Sim struct {
-	token atomic.Pointer[string]
-	now   func() time.Time
+	token   atomic.Pointer[string]
+	now     func() time.Time
+	latency time.Duration
+	sleep   func(ctx context.Context, d time.Duration) bool
 
 	randMu sync.Mutex
 	rand   func() float64
@@ -96,7 +106,11 @@ type Sim struct {
 
 // New returns an empty simulator, with Config's defaults filled in.
 func New(cfg Config) *Sim {
-	s := &Sim{now: cfg.Now, rand: cfg.Rand, stop: make(chan struct{})}
+	s := &Sim{now: cfg.Now, rand: cfg.Rand, stop: make(chan struct{}), sleep: cfg.Sleep}
+	s.latency = min(max(cfg.Latency, 0), MaxLatencyMs*time.Millisecond)
+	if s.sleep == nil {
+		s.sleep = sleepCtx
+	}
 	tok := cfg.Token
 	if tok == "" {
 		tok = DefaultToken
@@ -112,6 +126,21 @@ func New(cfg Config) *Sim {
 	s.faults.init()
 	return s
 }
+
+// sleepCtx waits d or until ctx ends (false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Latency returns the per-request latency of Config.Latency.
+func (s *Sim) Latency() time.Duration { return s.latency }
 
 // Token returns the bearer token the simulator accepts.
 func (s *Sim) Token() string { return *s.token.Load() }

@@ -51,7 +51,7 @@ Usage:
   local invoke <LogicalId> [-e event.json|-] [flags]   run one event; response on stdout, logs on stderr
   local start-api [--port 3000] [flags]                 the template's HttpApi routes (payload 2.0)
   local start-lambda [--port 3001] [flags]              the Lambda Invoke API for the AWS CLI and SDKs
-  local schedule <LogicalId> [--print-event] [flags]    fire the function's Schedule/ScheduleV2 event now
+  local schedule <LogicalId> [--print-event] [flags]    fire the Schedule/ScheduleV2 event now (a state machine's: run it)
   local up [flags]                                      S3 + System B simulator + demo data + start-api + start-lambda
   local build [<LogicalId>...] [flags]                  build the bootstraps for this machine
 

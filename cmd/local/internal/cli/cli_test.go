@@ -179,6 +179,35 @@ func TestSchedule(t *testing.T) {
 	}
 }
 
+// TestScheduleStateMachine: schedule on a state machine runs its
+// definition from the template on the local functions, printing each step,
+// the execution's output on stdout; a Catch sends its message (printed)
+// and the Fail state makes the command fail.
+func TestScheduleStateMachine(t *testing.T) {
+	code, stdout, stderr := run(t, "", "schedule", "LoopStateMachine", "--event-name", "Nightly", "--time", "2025-01-02T03:30:00Z")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	var out struct {
+		Event struct {
+			Echo struct{ Status, ID string } `json:"echo"`
+		} `json:"event"`
+		Result struct{ Status string } `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || out.Result.Status != "ran" || len(out.Event.Echo.ID) != 36 {
+		t.Errorf("output %s (%v)", stdout, err)
+	}
+	for _, step := range []string{"step 1 Start (Pass)", "step 2 Invoke (Task)", "step 3 Done (Succeed)"} {
+		if !strings.Contains(stderr, "LoopStateMachine: "+step) {
+			t.Errorf("no %q in\n%s", step, stderr)
+		}
+	}
+	code, _, stderr = run(t, "", "schedule", "LoopStateMachine", "--event-name", "Broken")
+	if code != 1 || !strings.Contains(stderr, "message to local:Queue") || !strings.Contains(stderr, "LoopFailed") {
+		t.Errorf("the failing execution: exit %d\n%s", code, stderr)
+	}
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/acme/unified-customer-service/cmd/local/internal/samtemplate"
 	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
 	"github.com/acme/unified-customer-service/cmd/local/internal/schedule"
+	"github.com/acme/unified-customer-service/cmd/local/internal/statemachine"
 )
 
 func (a *App) cmdInvoke(ctx context.Context, args []string) error {
@@ -118,8 +121,10 @@ func (a *App) serveCommand(ctx context.Context, fs *flag.FlagSet, o *options, ar
 }
 
 func (a *App) cmdSchedule(ctx context.Context, args []string) error {
-	fs, o := a.newFlags("schedule", "local schedule <LogicalId>: build the event the function's Schedule/ScheduleV2 event source delivers now, and invoke it.")
-	fs.StringVar(&o.eventName, "event-name", "", "the schedule event to fire, when the function has several")
+	fs, o := a.newFlags("schedule", "local schedule <LogicalId>: build the event the Schedule/ScheduleV2 event source delivers now and deliver it:\n"+
+		"to the function, or, when a state machine holds the schedule (a state machine's id, or a function that only a\n"+
+		"scheduled state machine invokes), run that state machine's definition locally, printing each step.")
+	fs.StringVar(&o.eventName, "event-name", "", "the schedule event to fire, when there are several")
 	fs.StringVar(&o.at, "time", "", "the scheduled time, RFC 3339 (default now)")
 	fs.BoolVar(&o.printEvent, "print-event", false, "print the event and do not invoke")
 	pos, err := parseArgs(fs, args)
@@ -127,7 +132,7 @@ func (a *App) cmdSchedule(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"schedule takes one function logical id"}
+		return usageError{"schedule takes one logical id (a function or a state machine)"}
 	}
 	at := a.now()
 	if o.at != "" {
@@ -135,15 +140,29 @@ func (a *App) cmdSchedule(ctx context.Context, args []string) error {
 			return usageError{fmt.Sprintf("--time: %v", err)}
 		}
 	}
-	tpl, fns, err := a.loadFunctions(o, pos)
+	tpl, err := a.loadTemplate(o)
 	if err != nil {
 		return err
 	}
-	s, err := schedule.Pick(fns[0], o.eventName)
+	sm, err := scheduledMachine(tpl, pos[0])
+	if err != nil {
+		return err
+	}
+	var holder *samtemplate.Function // what holds the schedule: a function, or a state machine's events
+	if sm != nil {
+		holder = &samtemplate.Function{LogicalID: sm.LogicalID, Schedules: sm.Schedules}
+	} else {
+		fns, err := selectFunctions(tpl, pos)
+		if err != nil {
+			return err
+		}
+		holder = fns[0]
+	}
+	s, err := schedule.Pick(holder, o.eventName)
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	payload, err := schedule.Event(s, schedule.Options{Function: pos[0], Time: at, Region: tpl.Region, AccountID: tpl.AccountID, StackName: tpl.StackName})
+	payload, err := schedule.Event(s, schedule.Options{Function: holder.LogicalID, Time: at, Region: tpl.Region, AccountID: tpl.AccountID, StackName: tpl.StackName})
 	if err != nil {
 		return err
 	}
@@ -151,8 +170,90 @@ func (a *App) cmdSchedule(ctx context.Context, args []string) error {
 		fmt.Fprintf(a.Stdout, "%s\n", payload)
 		return nil
 	}
-	a.logf("Firing %s's %s event %s (%s)", pos[0], s.Type, s.EventName, s.Expression)
-	return a.invokeOnce(ctx, o, pos[0], payload)
+	a.logf("Firing %s's %s event %s (%s)", holder.LogicalID, s.Type, s.EventName, s.Expression)
+	if sm == nil {
+		return a.invokeOnce(ctx, o, pos[0], payload)
+	}
+	return a.runMachine(ctx, o, sm, payload)
+}
+
+// scheduledMachine returns the state machine that id names, or the one
+// with a schedule that invokes the function id when the function has no
+// schedule of its own; nil when the function holds its schedule.
+func scheduledMachine(tpl *samtemplate.Template, id string) (*samtemplate.StateMachine, error) {
+	if sm, ok := tpl.StateMachine(id); ok {
+		return sm, nil
+	}
+	if f, ok := tpl.Function(id); !ok || len(f.Schedules) > 0 {
+		return nil, nil
+	}
+	for _, sm := range tpl.StateMachines {
+		m, err := statemachine.New(sm.Definition)
+		if err != nil || len(sm.Schedules) == 0 {
+			continue
+		}
+		if slices.Contains(m.Functions(), id) {
+			return sm, nil
+		}
+	}
+	return nil, nil
+}
+
+// runMachine runs a state machine's definition on the local functions, as
+// Step Functions would: each state printed as it ends, the output on stdout.
+// Its SQS tasks print the message (there is no local queue). Retry waits
+// are AWS's, in real time.
+func (a *App) runMachine(ctx context.Context, o *options, sm *samtemplate.StateMachine, input []byte) error {
+	m, err := statemachine.New(sm.Definition)
+	if err != nil {
+		return fmt.Errorf("%s: %w", sm.LogicalID, err)
+	}
+	p, err := a.openProject(ctx, o, m.Functions())
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	stop := context.AfterFunc(ctx, func() { p.funcs.Close() }) //nolint:errcheck // Close never fails
+	defer stop()
+	m.Invoke = func(ctx context.Context, fn string, payload []byte) (statemachine.Result, error) {
+		res, err := p.funcs.Invoke(ctx, fn, payload, sandbox.InvokeOptions{})
+		if err != nil {
+			return statemachine.Result{}, err
+		}
+		if res.FunctionError == "" {
+			return statemachine.Result{Payload: res.Payload}, nil
+		}
+		var doc struct {
+			Type    string `json:"errorType"`
+			Message string `json:"errorMessage"`
+		}
+		_ = json.Unmarshal(res.Payload, &doc) //nolint:errcheck // an undecodable document keeps its type below
+		name := cmp.Or(doc.Type, res.ErrorType, "Lambda.Unknown")
+		return statemachine.Result{Error: name, Cause: doc.Message}, nil
+	}
+	m.Send = func(_ context.Context, queue string, body []byte) error {
+		a.logf("%s: message to %s: %s", sm.LogicalID, queue, body)
+		return nil
+	}
+	m.OnStep = func(st statemachine.Step) {
+		switch {
+		case st.Err != "":
+			a.logf("%s: step %d %s (%s): error %s", sm.LogicalID, st.N, st.State, st.Type, st.Err)
+		case st.Retry > 0:
+			a.logf("%s: step %d %s (%s), retry %d after %s: %s", sm.LogicalID, st.N, st.State, st.Type, st.Retry, st.Wait, st.Output)
+		default:
+			a.logf("%s: step %d %s (%s): %s", sm.LogicalID, st.N, st.State, st.Type, st.Output)
+		}
+	}
+	out, err := m.Run(ctx, input, "local-"+sandbox.NewRequestID())
+	if err != nil {
+		if errors.Is(err, sandbox.ErrClosed) && ctx.Err() != nil {
+			return fmt.Errorf("interrupted: %w", ctx.Err())
+		}
+		return err
+	}
+	fmt.Fprintf(a.Stdout, "%s\n", out)
+	return nil
 }
 
 func (a *App) cmdBuild(ctx context.Context, args []string) error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 )
 
 // errHelp is returned when -h was asked for; the usage is printed.
@@ -15,19 +16,20 @@ var errHelp = errors.New("help")
 // options are every command's flags; each command registers the ones it
 // uses.
 type options struct {
-	template   string
-	overrides  stringList
-	envVars    string
-	region     string
-	buildDir   string
-	dataDir    string
-	skipBuild  bool
-	s3Endpoint string
-	systemBURL string
-	embedded   string
-	s3Addr     string
-	bsimAddr   string
-	kafkaAddr  string
+	template    string
+	overrides   stringList
+	envVars     string
+	region      string
+	buildDir    string
+	dataDir     string
+	skipBuild   bool
+	s3Endpoint  string
+	systemBURL  string
+	embedded    string
+	s3Addr      string
+	bsimAddr    string
+	bsimLatency time.Duration
+	kafkaAddr   string
 	// kafka starts (or finds) the Kafka broker even when no function's
 	// KAFKA_BOOTSTRAP_SERVERS points at this machine (up does).
 	kafka       bool
@@ -81,6 +83,7 @@ func (a *App) newFlags(name, synopsis string) (*flag.FlagSet, *options) {
 	fs.StringVar(&o.s3Addr, "s3-addr", "127.0.0.1:9000", "address of the embedded S3 server")
 	fs.StringVar(&o.bsimAddr, "bsim-addr", "127.0.0.1:8081", "address of the System B simulator")
 	fs.StringVar(&o.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka broker")
+	fs.DurationVar(&o.bsimLatency, "bsim-latency", 0, "latency the System B simulator adds to every API request (e.g. 30ms: a remote System B)")
 	fs.IntVar(&o.instances, "instances", 1, "warm sandboxes per function (concurrent invocations)")
 	fs.BoolVar(&o.noSeed, "no-seed", false, "do not load demo data into the embedded services")
 	fs.Usage = func() {

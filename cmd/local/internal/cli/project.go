@@ -178,8 +178,8 @@ func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *pro
 	cfg := stack.Config{
 		S3: mode, BSim: mode,
 		S3Addr: o.s3Addr, S3Dir: filepath.Join(o.dataDir, "s3"), Buckets: buckets,
-		BSimAddr: o.bsimAddr,
-		Kafka:    mode, KafkaAddr: o.kafkaAddr, KafkaDir: filepath.Join(o.dataDir, "kafka"),
+		BSimAddr: o.bsimAddr, BSimLatency: o.bsimLatency,
+		Kafka: mode, KafkaAddr: o.kafkaAddr, KafkaDir: filepath.Join(o.dataDir, "kafka"),
 		Seed: !o.noSeed, DemoDir: filepath.Join(o.dataDir, "demo"),
 		SnapshotBucket: snapBucket, SnapshotKey: snapKey,
 		Log: a.logger(),

@@ -83,7 +83,7 @@ func routeOf(p *project, method, fragment string) [2]string {
 
 func scheduledFunction(p *project) string {
 	for _, f := range p.tpl.Functions {
-		if len(f.Schedules) > 0 {
+		if sm, _ := scheduledMachine(p.tpl, f.LogicalID); len(f.Schedules) > 0 || sm != nil {
 			return f.LogicalID
 		}
 	}

@@ -3,12 +3,14 @@ package faults
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
 	"iter"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
 	"github.com/acme/unified-customer-service/cmd/local/internal/sandbox"
+	"github.com/acme/unified-customer-service/cmd/local/internal/statemachine"
 	"github.com/acme/unified-customer-service/shared/app"
 	"github.com/acme/unified-customer-service/shared/config"
 	"github.com/acme/unified-customer-service/shared/merge"
@@ -53,11 +56,13 @@ func truthCounts() reconcile.Counts {
 	}
 }
 
-// wantWriteOnce asserts the event's report objects: summary.json and one
-// attempt's details written once each (the versioned bucket would show a
-// second version had anything been overwritten), and the lease, claim.json,
-// which is rewritten at every renewal.
-func wantWriteOnce(t *testing.T, r *rig, id string) {
+// wantWriteOnce asserts the event's report objects: summary.json and the
+// details parts of a run of the given number of invocations written once
+// each (the versioned bucket would show a second version had anything been
+// overwritten), the lease, claim.json, which is rewritten at every renewal,
+// and, for a run of several invocations, checkpoint.json, rewritten by
+// every invocation but the last.
+func wantWriteOnce(t *testing.T, r *rig, id string, invocations int) {
 	t.Helper()
 	got := r.objectVersions(reportBucket, reportDir(id))
 	details := 0
@@ -65,16 +70,20 @@ func wantWriteOnce(t *testing.T, r *rig, id string) {
 		switch {
 		case key == "claim.json" && n >= 1:
 		case key == "summary.json" && n == 1:
-		case strings.HasPrefix(key, "attempts/") && strings.HasSuffix(key, "/details.jsonl.gz") && n == 1:
+		case key == "checkpoint.json" && n == invocations-1:
+		case strings.HasPrefix(key, "attempts/") && detailsPart.MatchString(key) && n == 1:
 			details++
 		default:
 			t.Errorf("report object %s has %d versions", key, n)
 		}
 	}
-	if got["claim.json"] == 0 || got["summary.json"] != 1 || details != 1 {
-		t.Errorf("report objects (versions) %v, want claim.json, summary.json and one attempt's details, each written once", got)
+	if got["claim.json"] == 0 || got["summary.json"] != 1 || details != invocations {
+		t.Errorf("report objects (versions) %v, want claim.json, summary.json and %d details part(s), each written once", got, invocations)
 	}
 }
+
+// detailsPart matches the key of a details part.
+var detailsPart = regexp.MustCompile(`/details-[0-9]{4}\.jsonl\.gz$`)
 
 // objectKey turns a report location (s3://bucket/key) into its key.
 func objectKey(t *testing.T, loc string) string {
@@ -103,24 +112,29 @@ func readReport(t *testing.T, r *rig, summaryKey string) (reconcile.Summary, int
 	if err := json.Unmarshal(raw, &s); err != nil {
 		t.Fatalf("%s is not whole JSON: %v", summaryKey, err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(r.getObject(reportBucket, objectKey(t, s.Details))))
-	if err != nil {
-		t.Fatalf("details: %v", err)
+	if len(s.DetailsParts) == 0 || s.DetailsParts[0] != s.Details {
+		t.Fatalf("details %s, parts %v", s.Details, s.DetailsParts)
 	}
 	lines := 0
-	sc := bufio.NewScanner(zr)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if !json.Valid(sc.Bytes()) {
-			t.Fatalf("details line %d is not JSON", lines+1)
+	for n, part := range s.DetailsParts {
+		zr, err := gzip.NewReader(bytes.NewReader(r.getObject(reportBucket, objectKey(t, part))))
+		if err != nil {
+			t.Fatalf("details part %d: %v", n+1, err)
 		}
-		lines++
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("details is not a whole gzip stream: %v", err)
-	}
-	if _, err := io.Copy(io.Discard, zr); err != nil {
-		t.Fatal(err)
+		sc := bufio.NewScanner(zr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			if !json.Valid(sc.Bytes()) {
+				t.Fatalf("details line %d is not JSON", lines+1)
+			}
+			lines++
+		}
+		if err := sc.Err(); err != nil {
+			t.Fatalf("details part %d is not a whole gzip stream: %v", n+1, err)
+		}
+		if _, err := io.Copy(io.Discard, zr); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c := s.Counts
 	if want := c.WithConflicts + c.OnlyInSystemA + c.OnlyInSystemB + s.BadRecords[merge.SystemA] + s.BadRecords[merge.SystemB]; lines != want {
@@ -191,7 +205,7 @@ func TestRow11DuplicateDelivery(t *testing.T) {
 	if n, _ := c.metric(emf.ReconcileCustomers); n != 0 {
 		t.Errorf("the duplicate counted %v customers", n)
 	}
-	wantWriteOnce(t, r, "faults-sequential")
+	wantWriteOnce(t, r, "faults-sequential", 1)
 	if stored, _ := storedReport(t, r, "faults-sequential"); stored.Status != reconcile.StatusRan || stored.Counts != first.Counts {
 		t.Errorf("stored summary %+v, want the first run's", stored)
 	}
@@ -230,70 +244,114 @@ func TestRow11DuplicateDelivery(t *testing.T) {
 	if n := r.sim.Stats().List; n != scan {
 		t.Errorf("concurrent deliveries made %d list requests, one full scan makes %d", n, scan)
 	}
-	wantWriteOnce(t, r, "faults-concurrent")
+	wantWriteOnce(t, r, "faults-concurrent", 1)
 	if s, _ := storedReport(t, r, "faults-concurrent"); !s.Complete || s.Counts != truthCounts() {
 		t.Errorf("stored summary %+v, want complete with the truth's counts", s)
 	}
 }
 
-// Row 12: the Lambda deadline arrives mid-reconciliation: the run stops
-// before it, writes whole objects for its attempt with "complete": false
-// and where it stopped, counts reconcile.incomplete.total, releases its
-// lease and fails (so that Lambda retries the event, then dead-letters
-// it): there is no summary.json for the night. Delivering the same event
-// again, once System B is fast again, completes the night at once.
+// Row 12: the Lambda deadline arrives mid-reconciliation, again and again:
+// the template's state machine (ReconcileStateMachine, its definition run
+// by cmd/local/internal/statemachine) drives the real bootstrap with a
+// tiny Timeout until the night is complete. Each invocation stops its
+// reserve before the deadline, between two customers, writes its details
+// part and checkpoint.json, releases its lease and answers continued (a
+// success: no retry, no reconcile.incomplete.total); the next one takes
+// the lease over and goes on from the checkpoint, System B from the page
+// it stopped in. The night's summary.json then holds the truth's counts
+// and its parts the details of every customer not in sync, once.
 func TestRow12DeadlineMidRun(t *testing.T) {
 	t.Parallel()
-	// 3 s: the run stops at the deadline minus its 1 s reserve; System B's
-	// three list pages take 800 ms each, so it stops after the second.
+	// 3 s: an invocation stops at the deadline minus its 1 s reserve;
+	// System B's three list pages take 800 ms each.
 	const timeout = 3 * time.Second
 	r := newRig(t, withTimeout(reconcileFn, timeout))
 	warm := summaryOf(t, r.invoke(reconcileFn, scheduledEvent(t, "faults-warm", scheduledAt)))
 	if !warm.Complete {
 		t.Fatalf("the warm-up run did not complete: %+v", warm)
 	}
+	sm, ok := tpl.StateMachine("ReconcileStateMachine")
+	if !ok {
+		t.Fatal("template.yaml has no ReconcileStateMachine")
+	}
+	m, err := statemachine.New(sm.Definition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []*call
+	m.Invoke = func(ctx context.Context, fn string, payload []byte) (statemachine.Result, error) {
+		res, err := r.fns.Invoke(ctx, fn, payload, sandbox.InvokeOptions{CaptureLog: true})
+		if err != nil {
+			return statemachine.Result{}, err
+		}
+		calls = append(calls, newCall(t, fn, res))
+		if res.FunctionError != "" {
+			return statemachine.Result{Error: cmp.Or(res.ErrorType, "Unhandled"), Cause: string(res.Payload)}, nil
+		}
+		return statemachine.Result{Payload: res.Payload}, nil
+	}
+	m.Send = func(_ context.Context, q string, body []byte) error {
+		t.Errorf("dead letter to %s: %s", q, body)
+		return nil
+	}
+	m.Sleep = func(_ context.Context, d time.Duration) error {
+		t.Errorf("a retry (after %s): no invocation should fail", d)
+		return nil
+	}
 
 	r.setFaults(bsim.Faults{LatencyMs: 800})
+	r.sim.ResetStats()
 	ev := scheduledEvent(t, "faults-deadline", scheduledAt)
-	c := r.invoke(reconcileFn, ev)
-	if c.res.FunctionError == "" || !strings.Contains(string(c.res.Payload), "did not complete") {
-		t.Fatalf("the stopped run: function error %q payload %s; want it to fail as incomplete", c.res.FunctionError, c.res.Payload)
+	out, err := m.Run(context.Background(), ev, "faults-execution")
+	if err != nil {
+		t.Fatalf("the execution: %v", err)
 	}
-	// It failed on its own, before its Timeout, not by being timed out.
-	if d := c.reportedDuration(); d >= timeout || strings.Contains(c.report, "Status: timeout") {
-		t.Errorf("REPORT %q: want the run to end before its Timeout of %v", c.report, timeout)
+	if len(calls) < 2 {
+		t.Fatalf("%d invocations: the run did not need the loop (System B too fast for the Timeout?)", len(calls))
 	}
-	if n := c.count(emf.ReconcileIncomplete); n != 1 {
-		t.Errorf("reconcile.incomplete.total = %v, want 1", n)
+	t.Logf("%d invocations, %d list requests", len(calls), r.sim.Stats().List)
+	for i, c := range calls {
+		s := summaryOf(t, c)
+		last := i == len(calls)-1
+		switch {
+		case !last && (s.Status != reconcile.StatusContinued || s.Complete || s.StoppedAfter != ""):
+			t.Errorf("invocation %d: %s complete=%v stoppedAfter %q; want continued (no join key in the answer)", i+1, s.Status, s.Complete, s.StoppedAfter)
+		case last && (s.Status != reconcile.StatusRan || !s.Complete || s.Invocations != len(calls)):
+			t.Errorf("the last invocation: %s complete=%v invocations %d; want ran, complete, %d", s.Status, s.Complete, s.Invocations, len(calls))
+		}
+		// Each stops on its own before its Timeout, and none is a failure.
+		if d := c.reportedDuration(); d >= timeout || strings.Contains(c.report, "Status: timeout") {
+			t.Errorf("invocation %d: REPORT %q: want it to end before its Timeout of %v", i+1, c.report, timeout)
+		}
+		if n, _ := c.metric(emf.ReconcileIncomplete); n != 0 {
+			t.Errorf("invocation %d counted reconcile.incomplete.total %v", i+1, n)
+		}
+		if !last {
+			c.wantLog("INFO", "reconciliation continues in the next invocation", `"eventId":"faults-deadline"`)
+		}
 	}
-	c.wantLog("ERROR", "reconciliation incomplete", `"eventId":"faults-deadline"`)
-	if got := r.objectVersions(reportBucket, reportDir("faults-deadline")); got["summary.json"] != 0 {
-		t.Fatalf("the incomplete run wrote the night's summary.json: %v", got)
+	var doc struct {
+		Result struct {
+			Status   string           `json:"status"`
+			Complete bool             `json:"complete"`
+			Counts   reconcile.Counts `json:"counts"`
+		} `json:"result"`
 	}
-	partials := attemptSummaries(r, "faults-deadline")
-	if len(partials) != 1 {
-		t.Fatalf("attempt summaries %v, want one", partials)
+	if err := json.Unmarshal(out, &doc); err != nil || doc.Result.Status != "ran" || doc.Result.Counts != truthCounts() {
+		t.Errorf("the execution's output %s (%v)", out, err)
 	}
-	s, _ := readReport(t, r, partials[0])
-	if s.Complete || s.Status != reconcile.StatusIncomplete || !strings.Contains(s.StoppedReason, "deadline") {
-		t.Errorf("status %s complete=%v stoppedReason=%q, want an incomplete run stopped before the deadline", s.Status, s.Complete, s.StoppedReason)
+	stored, lines := storedReport(t, r, "faults-deadline")
+	if !stored.Complete || stored.Counts != truthCounts() || stored.Invocations != len(calls) || len(stored.DetailsParts) != len(calls) {
+		t.Errorf("summary.json: complete=%v counts %+v invocations %d parts %d; want the truth's counts over %d invocations",
+			stored.Complete, stored.Counts, stored.Invocations, len(stored.DetailsParts), len(calls))
 	}
-	if s.StoppedAfter == "" || s.Counts.SystemB == 0 || s.Counts.SystemB >= data.truth.SystemB {
-		t.Errorf("stoppedAfter=%q counts %+v: want a run stopped mid-way", s.StoppedAfter, s.Counts)
+	if want := data.truth.WithConflicts + data.truth.OnlyInSystemA + data.truth.OnlyInSystemB; lines != want {
+		t.Errorf("the details parts hold %d lines, want %d (every customer not in sync, once)", lines, want)
 	}
-	if cl := claimOf(t, r, "faults-deadline"); !cl.Released || cl.Token != s.Attempt {
-		t.Errorf("claim %+v, want the stopped attempt's, released", cl)
-	}
-
-	// The rerun: the same event again (a Lambda retry, a redrive from the
-	// dead-letter queue, or aws lambda invoke with the event).
-	r.setFaults(bsim.Faults{})
-	after := summaryOf(t, r.invoke(reconcileFn, ev))
-	if after.Status != reconcile.StatusRan || !after.Complete || after.Counts != truthCounts() || after.TookOverFrom != s.Attempt {
-		t.Errorf("the rerun: %s complete=%v counts %+v tookOverFrom %q, want a complete run after attempt %q", after.Status, after.Complete, after.Counts, after.TookOverFrom, s.Attempt)
-	}
-	if stored, _ := storedReport(t, r, "faults-deadline"); !stored.Complete || stored.Attempt != after.Attempt {
-		t.Errorf("summary.json %+v, want the rerun's", stored)
+	wantWriteOnce(t, r, "faults-deadline", len(calls))
+	// System B is read once, plus a page again per continuation.
+	if pages, most := r.sim.Stats().List, int64(3+len(calls)-1); pages > most {
+		t.Errorf("%d list requests over %d invocations, want at most %d", pages, len(calls), most)
 	}
 }
 
@@ -348,7 +406,7 @@ func TestRow14ReconcileKilledMidRun(t *testing.T) {
 		t.Error("the retry did not run on a fresh process")
 	}
 	retry.wantLog("WARN", "took over an expired lease", `"eventId":"faults-killed"`)
-	wantWriteOnce(t, r, "faults-killed")
+	wantWriteOnce(t, r, "faults-killed", 1)
 	if stored, _ := storedReport(t, r, "faults-killed"); stored.Attempt != s.Attempt || !stored.Complete {
 		t.Errorf("summary.json %+v, want the retry's", stored)
 	}

@@ -104,7 +104,7 @@ func TestSoakRow11ManyDeliveries(t *testing.T) {
 	if n := r.sim.Stats().List; n > pages {
 		t.Errorf("%d list requests, one scan makes %d", n, pages)
 	}
-	wantWriteOnce(t, r, "faults-storm")
+	wantWriteOnce(t, r, "faults-storm", 1)
 	if s, _ := storedReport(t, r, "faults-storm"); !s.Complete || s.Counts != truthCounts() {
 		t.Errorf("stored summary %+v", s)
 	}

@@ -47,10 +47,13 @@ type Template struct {
 	Path      string      // the file read ("" for Parse)
 	Dir       string      // the directory CodeUri paths are relative to
 	Functions []*Function // sorted by LogicalID
-	Warnings  []string    // what could not be resolved, and what was ignored
-	Region    string
-	AccountID string
-	StackName string
+	// StateMachines are the AWS::Serverless::StateMachine resources, sorted
+	// by LogicalID.
+	StateMachines []*StateMachine
+	Warnings      []string // what could not be resolved, and what was ignored
+	Region        string
+	AccountID     string
+	StackName     string
 }
 
 // Function is one AWS::Serverless::Function with its resolved properties.
@@ -100,6 +103,19 @@ type Schedule struct {
 	Input      string // the JSON the target receives, if HasInput
 	HasInput   bool
 	Enabled    bool
+}
+
+// StateMachine is one AWS::Serverless::StateMachine with an inline
+// Definition.
+type StateMachine struct {
+	LogicalID string
+	Type      string // STANDARD (the default) or EXPRESS
+	// Definition is the Amazon States Language definition with its
+	// DefinitionSubstitutions made: a function's Arn (Fn::GetAtt F.Arn, Ref
+	// F) becomes the function's logical id, which is what the local Lambda
+	// Invoke API answers to; any other resource becomes "local:<LogicalId>".
+	Definition map[string]any
+	Schedules  []Schedule // its Schedule and ScheduleV2 events
 }
 
 // Function returns the function with the given logical id.
@@ -173,6 +189,12 @@ func Parse(data []byte, dir string, opts Options) (*Template, error) {
 	globals := asMap(asMap(doc["Globals"])["Function"])
 	for _, id := range sortedKeys(resources) {
 		res := asMap(resources[id])
+		if res["Type"] == "AWS::Serverless::StateMachine" {
+			if sm := t.stateMachine(r, id, res, resources); sm != nil {
+				t.StateMachines = append(t.StateMachines, sm)
+			}
+			continue
+		}
 		if res["Type"] != "AWS::Serverless::Function" {
 			continue
 		}
@@ -192,6 +214,94 @@ func Parse(data []byte, dir string, opts Options) (*Template, error) {
 		t.Functions = append(t.Functions, f)
 	}
 	return t, nil
+}
+
+// stateMachine parses a state machine, or warns and returns nil when its
+// definition is not inline.
+func (t *Template) stateMachine(r *resolver, id string, res, resources map[string]any) *StateMachine {
+	props := asMap(res["Properties"])
+	def := asMap(props["Definition"])
+	if def == nil {
+		t.warnf("%s: no inline Definition; the state machine is not run locally", id)
+		return nil
+	}
+	sm := &StateMachine{LogicalID: id, Type: "STANDARD"}
+	if v, ok := props["Type"].(string); ok {
+		sm.Type = strings.ToUpper(v)
+	}
+	subs := map[string]string{}
+	for name, v := range asMap(props["DefinitionSubstitutions"]) {
+		target := ""
+		switch {
+		case asMap(v)["Fn::GetAtt"] != nil:
+			switch a := asMap(v)["Fn::GetAtt"].(type) {
+			case []any:
+				if len(a) > 0 {
+					target, _ = a[0].(string)
+				}
+			case string:
+				target, _, _ = strings.Cut(a, ".")
+			}
+		case asMap(v)["Ref"] != nil:
+			target, _ = asMap(v)["Ref"].(string)
+		}
+		if target == "" || resources[target] == nil {
+			ev, err := r.eval(v)
+			if s, serr := scalarString(ev); err == nil && serr == nil {
+				subs[name] = s
+				continue
+			}
+			t.warnf("%s: DefinitionSubstitutions %s: %s cannot be resolved locally", id, name, describe(v))
+			continue
+		}
+		if asMap(resources[target])["Type"] == "AWS::Serverless::Function" {
+			subs[name] = target
+		} else {
+			subs[name] = "local:" + target
+		}
+	}
+	sm.Definition, _ = substitute(def, subs).(map[string]any)
+	holder := &Function{LogicalID: id}
+	events := asMap(props["Events"])
+	for _, name := range sortedKeys(events) {
+		t.event(r, holder, name, asMap(events[name]))
+	}
+	sm.Schedules = holder.Schedules
+	return sm
+}
+
+// substitute replaces ${name} in every string of v by subs[name].
+func substitute(v any, subs map[string]string) any {
+	switch x := v.(type) {
+	case string:
+		for name, val := range subs {
+			x = strings.ReplaceAll(x, "${"+name+"}", val)
+		}
+		return x
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = substitute(e, subs)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = substitute(e, subs)
+		}
+		return out
+	}
+	return v
+}
+
+// StateMachine returns the state machine with the given logical id.
+func (t *Template) StateMachine(logicalID string) (*StateMachine, bool) {
+	for _, sm := range t.StateMachines {
+		if sm.LogicalID == logicalID {
+			return sm, true
+		}
+	}
+	return nil, false
 }
 
 func pseudoParameters(t *Template) map[string]any {

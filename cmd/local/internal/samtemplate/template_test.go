@@ -354,8 +354,16 @@ func TestRealTemplate(t *testing.T) {
 		t.Errorf("routes = %v", keys)
 	}
 	rf := mustFunction(t, tpl, "ReconcileFunction")
-	if len(rf.Schedules) == 0 || rf.Environment["REPORT_URI"] == "" {
-		t.Errorf("ReconcileFunction: schedules %v, REPORT_URI %q", rf.Schedules, rf.Environment["REPORT_URI"])
+	if len(rf.Schedules) != 0 || rf.Environment["REPORT_URI"] == "" {
+		t.Errorf("ReconcileFunction: schedules %v (the state machine has them), REPORT_URI %q", rf.Schedules, rf.Environment["REPORT_URI"])
+	}
+	sm, ok := tpl.StateMachine("ReconcileStateMachine")
+	if !ok || len(sm.Schedules) != 1 || sm.Type != "STANDARD" {
+		t.Fatalf("ReconcileStateMachine: %+v", sm)
+	}
+	task := sm.Definition["States"].(map[string]any)["Reconcile"].(map[string]any)
+	if fn := task["Parameters"].(map[string]any)["FunctionName"]; fn != "ReconcileFunction" {
+		t.Errorf("the state machine invokes %v, want ReconcileFunction (its Arn substituted by the logical id)", fn)
 	}
 	for _, w := range tpl.Warnings {
 		t.Logf("warning: %s", w)

@@ -52,6 +52,8 @@ type Config struct {
 	S3Dir    string   // the S3 store; default s3local.DefaultDir
 	Buckets  []string // created (versioned) in a started S3
 	BSimAddr string   // default bsim.DefaultAddr
+	// BSimLatency is the simulator's per-request latency (bsim.Config.Latency).
+	BSimLatency time.Duration
 
 	KafkaAddr string // default kafkalocal.DefaultAddr
 	KafkaDir  string // the broker's log; in memory when empty
@@ -123,7 +125,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			st.SystemBURL, st.SystemBToken = "http://"+cfg.BSimAddr, bsim.DefaultToken
 			fmt.Fprintf(log, "System B: using the simulator already listening on %s\n", st.SystemBURL)
 		} else {
-			sim := bsim.New(bsim.Config{})
+			sim := bsim.New(bsim.Config{Latency: cfg.BSimLatency})
 			srv, err := sim.Serve(cfg.BSimAddr)
 			if err != nil {
 				st.Close()
@@ -131,7 +133,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			}
 			st.Sim, st.bsrv, st.SimStarted = sim, srv, true
 			st.SystemBURL, st.SystemBToken = srv.URL(), sim.Token()
-			fmt.Fprintf(log, "System B: simulator on %s (faults: %s/_sim/)\n", srv.URL(), srv.URL())
+			fmt.Fprintf(log, "System B: simulator on %s (faults: %s/_sim/; latency %s a request)\n", srv.URL(), srv.URL(), sim.Latency())
 		}
 	}
 	if cfg.Kafka != Off && cfg.Kafka != "" {
