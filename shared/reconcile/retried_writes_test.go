@@ -56,7 +56,7 @@ func TestRetriedReportWritesAreOwn(t *testing.T) {
 		failB      bool // System B fails mid-run: the attempt is incomplete
 		wantStatus reconcile.Status
 	}{
-		{"the attempt's details", func(p string) bool { return strings.HasSuffix(p, "/details.jsonl.gz") }, false, reconcile.StatusRan},
+		{"the attempt's details", func(p string) bool { return strings.Contains(p, "/attempts/") && strings.Contains(p, "/details-") }, false, reconcile.StatusRan},
 		{"the night's summary.json", func(p string) bool { return strings.HasSuffix(p, event.ID+"/summary.json") }, false, reconcile.StatusRan},
 		{"an incomplete attempt's summary", func(p string) bool { return strings.Contains(p, "/attempts/") && strings.HasSuffix(p, "/summary.json") }, true, reconcile.StatusIncomplete},
 	}
