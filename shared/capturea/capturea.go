@@ -131,6 +131,9 @@ type Counts struct {
 	// DuplicateKeys counts rows skipped because they repeat the previous
 	// row's join key (possible only with non-ASCII case variants).
 	DuplicateKeys int `json:"duplicateKeys"`
+	// Withheld counts deletes not published because the customer's row is
+	// still in the new snapshot, malformed (counted in BadRecords).
+	Withheld int `json:"withheld"`
 }
 
 // Published returns the number of events published.
@@ -188,6 +191,11 @@ type Capturer struct {
 	BatchSize int              // DefaultBatchSize when zero
 	TempDir   string           // os.TempDir() when empty
 	Now       func() time.Time // time.Now when nil
+	// Reserve is how long before the context's deadline the capture stops
+	// and fails with its own error (a broker that does not answer), rather
+	// than be killed at the deadline; when zero, a tenth of the time left
+	// at start, within [1s, 30s].
+	Reserve time.Duration
 }
 
 // Capture captures the changes of obj's version against the version
@@ -200,6 +208,8 @@ func (c *Capturer) Capture(ctx context.Context, obj Object) (res Result, err err
 			c.count(emf.CaptureFailures, 1)
 		}
 	}()
+	ctx, cancel := c.workContext(ctx)
+	defer cancel()
 	next, err := c.object(ctx, obj)
 	if err != nil {
 		return Result{}, err
@@ -260,7 +270,7 @@ func (c *Capturer) Capture(ctx context.Context, obj Object) (res Result, err err
 	publish := prev != nil || c.firstRun() == FirstRunSnapshot
 	if publish {
 		res.Status = StatusCaptured
-		if err := c.diff(ctx, old, newSnap.All(ctx), next.VersionID, res.ExportedAt, &res.Counts); err != nil {
+		if err := c.diff(ctx, old, newSnap, next.VersionID, res.ExportedAt, &res.Counts); err != nil {
 			return res, err
 		}
 	} else {
@@ -278,6 +288,19 @@ func (c *Capturer) Capture(ctx context.Context, obj Object) (res Result, err err
 		"creates", res.Counts.Creates, "updates", res.Counts.Updates, "deletes", res.Counts.Deletes,
 		"unchanged", res.Counts.Unchanged, "badRecords", res.Counts.BadRecords)
 	return res, nil
+}
+
+// workContext ends Reserve before ctx's deadline.
+func (c *Capturer) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	reserve := c.Reserve
+	if reserve == 0 {
+		reserve = min(max(deadline.Sub(c.now())/10, time.Second), 30*time.Second)
+	}
+	return context.WithDeadline(ctx, deadline.Add(-reserve))
 }
 
 // none is the empty stream: the "previous snapshot" of a first run.
@@ -376,10 +399,10 @@ func (c *Capturer) writeState(ctx context.Context, st State, tag string) error {
 }
 
 // diff joins the old and the new snapshot and publishes their changes.
-func (c *Capturer) diff(ctx context.Context, old, cur iter.Seq2[*merge.Record, error], version string, exportedAt time.Time, n *Counts) error {
+func (c *Capturer) diff(ctx context.Context, old iter.Seq2[*merge.Record, error], cur *systema.Snapshot, version string, exportedAt time.Time, n *Counts) error {
 	nextOld, stopOld := iter.Pull2(old)
 	defer stopOld()
-	nextCur, stopCur := iter.Pull2(cur)
+	nextCur, stopCur := iter.Pull2(cur.All(ctx))
 	defer stopCur()
 	a := &side{name: "previous snapshot", next: nextOld, n: n}
 	b := &side{name: "new snapshot", next: nextCur, n: n}
@@ -407,6 +430,17 @@ func (c *Capturer) diff(ctx context.Context, old, cur iter.Seq2[*merge.Record, e
 			op = changes.OpCreate
 		case after == nil:
 			op = changes.OpDelete
+			malformed, err := malformedIn(ctx, cur, before)
+			if err != nil {
+				return err
+			}
+			if malformed {
+				// The customer is still there, in a row the scan
+				// skipped: not a delete. Counted (in BadRecords) when
+				// the scan met the row.
+				n.Withheld++
+				op = ""
+			}
 		default:
 			diffs = merge.AppendDiff(diffs[:0], before, after)
 			if len(diffs) > 0 || !before.LastUpdated.Equal(after.LastUpdated) {
@@ -414,7 +448,9 @@ func (c *Capturer) diff(ctx context.Context, old, cur iter.Seq2[*merge.Record, e
 			}
 		}
 		if op == "" {
-			n.Unchanged++
+			if after != nil {
+				n.Unchanged++
+			}
 		} else if ev, err := changes.New(merge.SystemA, before, after, version, exportedAt, c.now()); err != nil {
 			// The key is not a valid email: a bad record, skipped like
 			// the rows the scan refuses.
@@ -440,6 +476,24 @@ func (c *Capturer) diff(ctx context.Context, old, cur iter.Seq2[*merge.Record, e
 	n.BadRecords += a.bad + b.bad
 	c.count(emf.CaptureBadRecordsSystemA, int64(a.bad+b.bad))
 	return p.flush(ctx)
+}
+
+// malformedIn reports whether the customer of rec, absent from snap's
+// join, is in a row of snap the scan refused (a *merge.BadRecordError):
+// the lookup by key finds it. Deletes are few, so one indexed lookup each
+// costs little.
+func malformedIn(ctx context.Context, snap *systema.Snapshot, rec *merge.Record) (bool, error) {
+	found, err := snap.Lookup(ctx, rec.Email())
+	var bad *merge.BadRecordError
+	switch {
+	case errors.As(err, &bad):
+		return true, nil
+	case errors.Is(err, systema.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("capturea: look a deleted customer up in the new snapshot: %w", err)
+	}
+	return found != nil, nil
 }
 
 // add counts one event of op.

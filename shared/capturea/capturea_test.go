@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 	_ "modernc.org/sqlite" // the "sqlite" driver, to break a row of a test snapshot
 
 	"github.com/acme/unified-customer-service/shared/capturea"
@@ -182,18 +179,18 @@ func (r *rig) capturer(pub changes.Publisher, first capturea.FirstRun) *capturea
 // total returns how many records the topic holds.
 func (r *rig) total(t *testing.T) int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...))
-	if err != nil {
-		t.Fatal(err)
+	return kafkatest.Count(t, r.brokers, changes.TopicSystemA)
+}
+
+// baselined captures the change set's old snapshot as the baseline and
+// uploads its new one, not captured yet.
+func (r *rig) baselined(t *testing.T, cs changeSet) (v1, v2 capturea.Object) {
+	t.Helper()
+	v1 = r.v.put(t, export1, cs.old...)
+	if _, err := r.capturer(r.prod, capturea.FirstRunBaseline).Capture(context.Background(), v1); err != nil {
+		t.Fatalf("baseline: %v", err)
 	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), changes.TopicSystemA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-	return n
+	return v1, r.v.put(t, export2, cs.cur...)
 }
 
 // want is one expected event.
@@ -411,11 +408,7 @@ func TestCaptureCrashThenRetry(t *testing.T) {
 			r := newRig(t)
 			cs := newChangeSet(t)
 			ctx := context.Background()
-			v1 := r.v.put(t, export1, cs.old...)
-			if _, err := r.capturer(r.prod, capturea.FirstRunBaseline).Capture(ctx, v1); err != nil {
-				t.Fatal(err)
-			}
-			v2 := r.v.put(t, export2, cs.cur...)
+			v1, v2 := r.baselined(t, cs)
 			_, err := r.capturer(&failAfter{p: r.prod, n: after}, capturea.FirstRunBaseline).Capture(ctx, v2)
 			if !errors.Is(err, errCrash) {
 				t.Fatalf("crashed capture: %v, want the crash", err)
@@ -449,16 +442,12 @@ func TestCaptureBrokerDown(t *testing.T) {
 	r := newRig(t)
 	cs := newChangeSet(t)
 	ctx := context.Background()
-	v1 := r.v.put(t, export1, cs.old...)
-	if _, err := r.capturer(r.prod, capturea.FirstRunBaseline).Capture(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
-	down, err := kafka.NewProducer(kafka.Config{Brokers: []string{closedAddr(t)}})
+	v1, v2 := r.baselined(t, cs)
+	down, err := kafka.NewProducer(kafka.Config{Brokers: []string{kafkatest.FreeAddr(t)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer down.Close()
-	v2 := r.v.put(t, export2, cs.cur...)
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second) // the invocation's deadline
 	defer cancel()
 	_, err = r.capturer(down, capturea.FirstRunBaseline).Capture(dctx, v2)
@@ -478,34 +467,44 @@ func TestCaptureBrokerDown(t *testing.T) {
 	}
 }
 
-// TestCaptureBadRows: a malformed row is skipped and counted; every other
-// change is published.
+// TestCaptureBadRows: a malformed row of the new snapshot is skipped and
+// counted, every other change is published; a customer whose row became
+// malformed is not deleted (its delete is withheld).
 func TestCaptureBadRows(t *testing.T) {
-	r := newRig(t)
-	cs := newChangeSet(t)
-	ctx := context.Background()
-	v1 := r.v.put(t, export1, cs.old...)
-	if _, err := r.capturer(r.prod, capturea.FirstRunBaseline).Capture(ctx, v1); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, broken string // the email whose row v2 breaks
+		withheld     int
+	}{
+		{"a new customer's row", "insert@example.com", 0},
+		{"an existing customer's row", "same@example.com", 1},
+		{"an updated customer's row", "Update@Example.com", 1},
 	}
-	v2 := r.v.put(t, export2, cs.cur...)
-	breakRow(t, r.v.files[v2.VersionID], "insert@example.com")
-	v2 = r.v.object(t, v2.VersionID)
-	res, err := r.capturer(r.prod, capturea.FirstRunBaseline).Capture(ctx, v2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wants []want
-	for _, w := range cs.want {
-		if w.key != "insert@example.com" {
-			wants = append(wants, w)
-		}
-	}
-	if res.Counts.BadRecords != 1 || r.metrics.counts[emf.CaptureBadRecordsSystemA] != 1 {
-		t.Errorf("bad records %d, metric %d; want 1, 1", res.Counts.BadRecords, r.metrics.counts[emf.CaptureBadRecordsSystemA])
-	}
-	if n := records(checkTopic(t, r, wants, v2.VersionID, true)); n != len(wants) {
-		t.Errorf("%d records, want %d", n, len(wants))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			cs := newChangeSet(t)
+			ctx := context.Background()
+			_, v2 := r.baselined(t, cs)
+			breakRow(t, r.v.files[v2.VersionID], tt.broken)
+			v2 = r.v.object(t, v2.VersionID)
+			res, err := r.capturer(r.prod, capturea.FirstRunBaseline).Capture(ctx, v2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wants []want
+			for _, w := range cs.want {
+				if w.key != merge.Key(tt.broken) {
+					wants = append(wants, w)
+				}
+			}
+			if res.Counts.BadRecords != 1 || res.Counts.Withheld != tt.withheld || r.metrics.counts[emf.CaptureBadRecordsSystemA] != 1 {
+				t.Errorf("bad records %d, withheld %d, metric %d; want 1, %d, 1",
+					res.Counts.BadRecords, res.Counts.Withheld, r.metrics.counts[emf.CaptureBadRecordsSystemA], tt.withheld)
+			}
+			if n := records(checkTopic(t, r, wants, v2.VersionID, true)); n != len(wants) {
+				t.Errorf("%d records, want %d", n, len(wants))
+			}
+		})
 	}
 }
 
@@ -569,16 +568,4 @@ func TestParseFirstRun(t *testing.T) {
 			}
 		})
 	}
-}
-
-// closedAddr returns a 127.0.0.1 address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
