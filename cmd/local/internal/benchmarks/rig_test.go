@@ -48,12 +48,14 @@ var (
 	// 2% in one system only, 3% cosmetic-only (in sync), 92% identical.
 	flagMix      = flag.String("e2e.mix", "conflictANewer=1.5%,conflictBNewer=1.5%,onlyInSystemA=1%,onlyInSystemB=1%", "situation mix of the generated data sets (demodata.ParseMix syntax)")
 	flagProfileN = flag.Int("e2e.profile-n", 1000000, "customers of TestProfileReconcile's data set")
+	flagCapture  = flag.String("e2e.capture", "1000000", "customers of each capture data set, comma-separated")
 )
 
 // The template's logical ids.
 const (
 	lookupFn    = "LookupFunction"
 	reconcileFn = "ReconcileFunction"
+	captureAFn  = "CaptureAFunction"
 )
 
 // dataSeed seeds every generated data set.
@@ -295,8 +297,14 @@ func newRig(t testing.TB, tpl *samtemplate.Template, n int) *rig {
 // servers as the local tool points it. Closed when the test ends.
 func (r *rig) function(t testing.TB, id, bootstrap string, log *funcLog) *sandbox.Function {
 	t.Helper()
+	return r.functionEnv(t, id, bootstrap, log, nil)
+}
+
+// functionEnv is function with env over the template's variables.
+func (r *rig) functionEnv(t testing.TB, id, bootstrap string, log *funcLog, env map[string]string) *sandbox.Function {
+	t.Helper()
 	f := templateFunction(t, r.tpl, id)
-	env, _ := f.ComposeEnv(map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token})
+	env, _ = f.ComposeEnv(map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token}, env)
 	fn, err := sandbox.New(sandbox.Config{
 		Name:      f.LogicalID,
 		Bootstrap: bootstrap,
