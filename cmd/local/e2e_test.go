@@ -114,6 +114,18 @@ func startStack(t *testing.T) *stack {
 	return s
 }
 
+// waitCaptured waits until up's capture of the demo snapshot, fired by
+// its upload, has answered.
+func waitCaptured(t *testing.T, s *stack) {
+	t.Helper()
+	for deadline := time.Now().Add(upStall); !strings.Contains(s.logs.String(), "S3: CaptureAFunction answered"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("up did not capture the demo snapshot's upload:\n%s", s.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // upStall is how long `up` may print nothing before the test gives up on
 // it: it logs each step (the services, the demo data, each function), so a
 // slow machine only makes the steps slower, while a hang stops the log.
@@ -290,6 +302,9 @@ func testFixtures(t *testing.T, s *stack) {
 				if strings.EqualFold(f.LogicalID, prefix+"Function") {
 					fn = f.LogicalID
 				}
+			}
+			if fn == "CaptureAFunction" {
+				waitCaptured(t, s)
 			}
 			code, stdout, stderr := s.run(t, "", "invoke", fn, "-e", path)
 			if w.failure {

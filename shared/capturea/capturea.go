@@ -167,9 +167,10 @@ var (
 	// ErrBadObject: the event does not name a usable version of the
 	// configured snapshot object (another bucket or key, no version id).
 	ErrBadObject = fmt.Errorf("capturea: bad object: %w", merge.ErrInvalid)
-	// ErrStateChanged: another capture wrote the state meanwhile; this
-	// one's events were published (same ids as a retry's), the retry
-	// decides against the new state.
+	// ErrStateChanged: another capture of another version wrote the state
+	// meanwhile; this one's events were published (same ids as a
+	// retry's), the retry decides against the new state. (Another
+	// delivery of the same version is not an error: StatusDuplicate.)
 	ErrStateChanged = fmt.Errorf("capturea: the state changed during the capture: %w", merge.ErrUnavailable)
 )
 
@@ -206,6 +207,10 @@ func (c *Capturer) Capture(ctx context.Context, obj Object) (res Result, err err
 		c.observe(emf.CaptureDuration, float64(c.now().Sub(start).Milliseconds()), emf.Milliseconds)
 		if err != nil {
 			c.count(emf.CaptureFailures, 1)
+			if c.Log != nil {
+				c.Log.ErrorContext(ctx, "capture: failed; the state stays at the version captured last, and a retry publishes again under the same ids",
+					"version", obj.VersionID, "eventsBuilt", res.Counts.Published(), "err", err.Error())
+			}
 		}
 	}()
 	ctx, cancel := c.workContext(ctx)
@@ -218,6 +223,9 @@ func (c *Capturer) Capture(ctx context.Context, obj Object) (res Result, err err
 	prev, tag, err := c.readState(ctx)
 	if err != nil {
 		return Result{}, err
+	}
+	if prev != nil && prev.URI != next.URI {
+		return Result{}, fmt.Errorf("%w: the state (%s) is of %s, not %s: SNAPSHOT_URI changed; delete the state to start over", ErrBadObject, c.State.Location(c.stateKey()), prev.URI, next.URI)
 	}
 	if prev != nil && prev.VersionID == next.VersionID {
 		res.Status, res.Previous, res.ExportedAt = StatusDuplicate, prev.VersionID, prev.ExportedAt
@@ -282,11 +290,20 @@ func (c *Capturer) Capture(ctx context.Context, obj Object) (res Result, err err
 		ExportedAt: res.ExportedAt, CapturedAt: c.now().UTC(), Published: res.Counts,
 	}
 	if err := c.writeState(ctx, st, tag); err != nil {
+		if errors.Is(err, ErrStateChanged) {
+			// Another delivery of the same version may have won the
+			// race: its events have the same ids as this one's.
+			if cur, _, rerr := c.readState(ctx); rerr == nil && cur != nil && cur.VersionID == next.VersionID {
+				c.logInfo(ctx, "capture: another delivery captured this version meanwhile", "version", next.VersionID)
+				res.Status = StatusDuplicate
+				return res, nil
+			}
+		}
 		return res, err
 	}
 	c.logInfo(ctx, "capture: done", "status", res.Status, "version", next.VersionID, "previous", res.Previous,
 		"creates", res.Counts.Creates, "updates", res.Counts.Updates, "deletes", res.Counts.Deletes,
-		"unchanged", res.Counts.Unchanged, "badRecords", res.Counts.BadRecords)
+		"unchanged", res.Counts.Unchanged, "badRecords", res.Counts.BadRecords, "withheld", res.Counts.Withheld)
 	return res, nil
 }
 

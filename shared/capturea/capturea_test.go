@@ -536,6 +536,91 @@ func TestCaptureRefusesBadObjects(t *testing.T) {
 	}
 }
 
+// racingStore is a state store where, just before the capture's write,
+// another capture writes the state for version (a concurrent delivery).
+type racingStore struct {
+	report.Store
+	other   *capturea.Capturer
+	version capturea.Object
+	raced   bool
+}
+
+func (s *racingStore) race(ctx context.Context) error {
+	if s.raced {
+		return nil
+	}
+	s.raced = true
+	_, err := s.other.Capture(ctx, s.version)
+	return err
+}
+
+func (s *racingStore) PutIfAbsent(ctx context.Context, key string, body io.ReadSeeker, ct string) (string, error) {
+	if err := s.race(ctx); err != nil {
+		return "", err
+	}
+	return s.Store.PutIfAbsent(ctx, key, body, ct)
+}
+
+func (s *racingStore) Replace(ctx context.Context, key string, body io.ReadSeeker, ct, tag string) (string, error) {
+	if err := s.race(ctx); err != nil {
+		return "", err
+	}
+	return s.Store.Replace(ctx, key, body, ct, tag)
+}
+
+// TestCaptureConcurrentDeliveries: two captures overlap. Of the same
+// version, the loser answers duplicate (its events have the winner's ids);
+// of another version, the loser fails and leaves the winner's state.
+func TestCaptureConcurrentDeliveries(t *testing.T) {
+	tests := []struct {
+		name       string
+		rivalNewer bool // the rival captures a newer version than v2
+		wantStatus capturea.Status
+		wantErr    error
+	}{
+		{"the same version", false, capturea.StatusDuplicate, nil},
+		{"another version", true, capturea.StatusCaptured, capturea.ErrStateChanged},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			cs := newChangeSet(t)
+			_, v2 := r.baselined(t, cs)
+			rivalObj := v2
+			if tt.rivalNewer {
+				rivalObj = r.v.put(t, export2.Add(time.Hour), cs.cur...)
+			}
+			c := r.capturer(r.prod, capturea.FirstRunBaseline)
+			c.State = &racingStore{Store: r.state, other: r.capturer(r.prod, capturea.FirstRunBaseline), version: rivalObj}
+			res, err := c.Capture(context.Background(), v2)
+			if res.Status != tt.wantStatus || !errors.Is(err, tt.wantErr) {
+				t.Errorf("capture = %s, %v; want %s, %v", res.Status, err, tt.wantStatus, tt.wantErr)
+			}
+			body, _, err := r.state.Get(context.Background(), capturea.DefaultStateKey)
+			if err != nil || !strings.Contains(string(body), rivalObj.VersionID) {
+				t.Errorf("state %s, %v; want the rival's %s", body, err, rivalObj.VersionID)
+			}
+		})
+	}
+}
+
+// TestCaptureRefusesAnotherObjectsState: a state written for another
+// snapshot object (SNAPSHOT_URI changed) is not diffed against.
+func TestCaptureRefusesAnotherObjectsState(t *testing.T) {
+	r := newRig(t)
+	cs := newChangeSet(t)
+	_, v2 := r.baselined(t, cs)
+	c := r.capturer(r.prod, capturea.FirstRunBaseline)
+	c.Snapshot.Key = "moved/customers.db"
+	v2.Key = c.Snapshot.Key
+	if _, err := c.Capture(context.Background(), v2); !errors.Is(err, capturea.ErrBadObject) {
+		t.Errorf("err = %v, want ErrBadObject", err)
+	}
+	if n := r.total(t); n != 0 {
+		t.Errorf("%d events published", n)
+	}
+}
+
 // TestCaptureCurrentVersion: an event without a version id captures the
 // object's current version.
 func TestCaptureCurrentVersion(t *testing.T) {

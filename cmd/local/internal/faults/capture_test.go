@@ -149,6 +149,7 @@ func TestRow20CaptureBrokerUnreachable(t *testing.T) {
 	if n := c.count(emf.CaptureFailures); n != 1 {
 		t.Errorf("%s = %v, want 1", emf.CaptureFailures, n)
 	}
+	c.wantLog("ERROR", "capture: failed; the state stays at the version captured last, and a retry publishes again under the same ids", r.versions[1])
 	if st := captureState(t, r); st.VersionID != r.versions[0] {
 		t.Errorf("state advanced to %s with the broker down, want still %s", st.VersionID, r.versions[0])
 	}
