@@ -8,7 +8,7 @@ GOOS          ?= linux
 GOARCH        ?= arm64
 ARTIFACTS_DIR ?= $(CURDIR)/dist/$@
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w" -tags lambda.norpc
-FUNCTIONS     := LookupFunction SyncFunction ReconcileFunction
+FUNCTIONS     := LookupFunction SyncFunction ReconcileFunction CaptureAFunction
 CFN_LINT      ?= cfn-lint
 # This machine, for the bootstraps the tests run (dist/host/<LogicalId>/).
 HOST_GOOS      = $(shell $(GO) env GOHOSTOS)
@@ -16,7 +16,7 @@ HOST_GOARCH    = $(shell $(GO) env GOHOSTARCH)
 HOST_DIST     := $(CURDIR)/dist/host
 # Vet and the tests build as the bootstraps do (CGO_ENABLED=0, -trimpath):
 # one compile of each package (the AWS SDK and SQLite are most of a cold
-# build) serves the three, and the tests test what ships.
+# build) serves them all, and the tests test what ships.
 TEST_ENV       = CGO_ENABLED=0 GOFLAGS="-trimpath $(GOFLAGS)"
 
 .PHONY: all build build-host $(addprefix build-,$(FUNCTIONS)) test test-go lint lint-template lint-go \
@@ -37,13 +37,15 @@ build-SyncFunction:
 	$(call build_function,sync)
 build-ReconcileFunction:
 	$(call build_function,reconcile)
+build-CaptureAFunction:
+	$(call build_function,capturea)
 
-## build: the three bootstraps for Lambda (linux/arm64) under dist/<LogicalId>/
+## build: the bootstraps for Lambda (linux/arm64) under dist/<LogicalId>/
 build:
 	@for fn in $(FUNCTIONS); do $(MAKE) --no-print-directory build-$$fn ARTIFACTS_DIR=$(CURDIR)/dist/$$fn || exit 1; done
 	@ls -l dist/*/bootstrap
 
-## build-host: the three bootstraps for this machine under dist/host/<LogicalId>/, through the same
+## build-host: the bootstraps for this machine under dist/host/<LogicalId>/, through the same
 ## build-<LogicalId> targets; make test builds them once and every test package that runs the real
 ## functions uses them (UCS_BOOTSTRAP_DIR; without it each such package builds them itself)
 build-host:
@@ -85,7 +87,7 @@ lint-go:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-## bench-e2e: end-to-end benchmarks on the real bootstraps: reconciliation of 100k and 1M customers
+## bench-e2e: end-to-end benchmarks on the real bootstraps: reconciliation of 100k and 1M customers, capture of 1M with 1% changed
 ## (duration, peak RSS), lookup cold start and warm p50/p99 through start-api, bootstrap sizes
 bench-e2e: build-host
 	UCS_BOOTSTRAP_DIR=$(HOST_DIST) $(GO) test -tags bench -run 'TestE2E' -v -count=1 -timeout 30m ./cmd/local/internal/benchmarks/

@@ -49,6 +49,8 @@ type App struct {
 	Reports report.Store // nil unless config.Need.Report
 	// Producer publishes change events; nil unless config.Need.Kafka.
 	Producer *kafka.Producer
+
+	source systema.Source // the snapshot's source (SNAPSHOT_URI), for the capture
 }
 
 // Options are the process-level inputs of New.
@@ -113,6 +115,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvSnapshotURI, err)
 	}
+	a.source = src
 	a.Store, err = systema.New(systema.Config{
 		Source:         src,
 		Dir:            os.TempDir(),

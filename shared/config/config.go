@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acme/unified-customer-service/shared/capturea"
 	"github.com/acme/unified-customer-service/shared/kafka"
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
@@ -39,6 +40,7 @@ const (
 	EnvKafkaAuth              = "KAFKA_AUTH"
 	EnvKafkaTLS               = "KAFKA_TLS"
 	EnvKafkaSASLSecretARN     = "KAFKA_SASL_SECRET_ARN"
+	EnvCaptureAFirstRun       = "CAPTURE_A_FIRST_RUN"
 )
 
 // Settings lists every setting the functions read, for tests that check the
@@ -49,6 +51,7 @@ var Settings = []string{
 	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvReconcileLeaseSeconds, EnvMergeRules,
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 	EnvKafkaBootstrapServers, EnvKafkaAuth, EnvKafkaTLS, EnvKafkaSASLSecretARN,
+	EnvCaptureAFirstRun,
 }
 
 // MaxReconcileLease bounds RECONCILE_LEASE_SECONDS (exclusive): Lambda
@@ -86,6 +89,9 @@ type Config struct {
 	// SnapshotRefreshTimeout bounds one snapshot refresh (stat, download,
 	// validation), which runs on its own, outliving the request that started it.
 	SnapshotRefreshTimeout time.Duration
+	// CaptureAFirstRun is what System A's capture does with no state yet
+	// (CAPTURE_A_FIRST_RUN: snapshot, the default, or baseline).
+	CaptureAFirstRun capturea.FirstRun
 }
 
 // Kafka is the Kafka connection of the functions that publish or consume
@@ -159,6 +165,9 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	}
 	if c.Rules, err = merge.ParseRules(get(EnvMergeRules)); err != nil {
 		bad(EnvMergeRules, "%v", err)
+	}
+	if c.CaptureAFirstRun, err = capturea.ParseFirstRun(get(EnvCaptureAFirstRun)); err != nil {
+		bad(EnvCaptureAFirstRun, "%v", err)
 	}
 	if need.Kafka {
 		if err := c.Kafka.load(get); err != nil {

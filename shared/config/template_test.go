@@ -59,6 +59,7 @@ func loadTemplate(t *testing.T) (*yaml.Node, string) {
 // functionDirs maps the template's logical IDs to their folders.
 var functionDirs = map[string]string{
 	"LookupFunction": "lookup", "SyncFunction": "sync", "ReconcileFunction": "reconcile",
+	"CaptureAFunction": "capturea",
 }
 
 func TestTemplateFunctionsAreComplete(t *testing.T) {
@@ -95,7 +96,7 @@ func TestTemplateFunctionsAreComplete(t *testing.T) {
 		})
 	}
 	slices.Sort(found)
-	if want := []string{"LookupFunction", "ReconcileFunction", "SyncFunction"}; !slices.Equal(found, want) {
+	if want := []string{"CaptureAFunction", "LookupFunction", "ReconcileFunction", "SyncFunction"}; !slices.Equal(found, want) {
 		t.Errorf("template functions = %v, want %v", found, want)
 	}
 }
@@ -106,8 +107,10 @@ func TestTemplateSetsEverySetting(t *testing.T) {
 	for _, k := range mapKeys(node(tpl, "Globals", "Function", "Environment", "Variables")) {
 		set[k] = true
 	}
-	for _, k := range mapKeys(node(tpl, "Resources", "ReconcileFunction", "Properties", "Environment", "Variables")) {
-		set[k] = true
+	for _, fn := range []string{"ReconcileFunction", "CaptureAFunction"} {
+		for _, k := range mapKeys(node(tpl, "Resources", fn, "Properties", "Environment", "Variables")) {
+			set[k] = true
+		}
 	}
 	for _, name := range config.Settings {
 		if !set[name] {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	saslaws "github.com/twmb/franz-go/pkg/sasl/aws"
@@ -97,6 +98,20 @@ func NewProducer(cfg Config) (*Producer, error) {
 		return nil, fmt.Errorf("kafka: new producer: %w: %w", merge.ErrInvalid, err)
 	}
 	return &Producer{cl: cl}, nil
+}
+
+// NewAdmin returns an admin client for cfg (the same brokers, auth and TLS
+// as a Producer's), for the topic set-up tool. Close it.
+func NewAdmin(cfg Config) (*kadm.Client, error) {
+	opts, err := clientOpts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: new admin: %w: %w", merge.ErrInvalid, err)
+	}
+	return kadm.NewClient(cl), nil
 }
 
 // clientOpts are the options every client of the service shares.

@@ -46,6 +46,8 @@ const (
 	// SyncConflicts counts field-level conflicts detected (Count).
 	SyncConflicts = "sync.conflicts.total"
 	// SyncLag is now minus the System A snapshot's exported_at (Seconds).
+	// The System A capture records its first half: the acknowledgement of
+	// a batch of change events minus the snapshot's exported_at.
 	SyncLag = "sync.lag.seconds"
 	// SyncPartialResults counts degraded answers, one system down (Count).
 	SyncPartialResults = "sync.partial_results.total"
@@ -78,6 +80,33 @@ const (
 	// ReconcileBadRecordsSystemB counts malformed System B list items a
 	// reconciliation run skipped and listed in its details (Count).
 	ReconcileBadRecordsSystemB = "reconcile.bad_records.system_b.total"
+	// The change capture's metrics. capture.events.published is counted per
+	// topic and op as one name each, capture.events.published.<system>.<op>
+	// (system_a or system_b; create, update or delete), like the other
+	// per-system names here: the Function dimension is the only one.
+	//
+	// CaptureAPublishedCreates counts create events the broker acknowledged
+	// on customer.changes.system-a (Count).
+	CaptureAPublishedCreates = "capture.events.published.system_a.create"
+	// CaptureAPublishedUpdates counts update events acknowledged on
+	// customer.changes.system-a (Count).
+	CaptureAPublishedUpdates = "capture.events.published.system_a.update"
+	// CaptureAPublishedDeletes counts delete events acknowledged on
+	// customer.changes.system-a (Count).
+	CaptureAPublishedDeletes = "capture.events.published.system_a.delete"
+	// CaptureDuration is the duration of one capture invocation, whatever
+	// its outcome (Milliseconds).
+	CaptureDuration = "capture.duration"
+	// CaptureFailures counts captures that failed (the invocation errs and
+	// is retried; its state did not advance) (Count).
+	CaptureFailures = "capture.failures.total"
+	// CaptureRejectedOlder counts System A snapshot versions the capture
+	// refused because they were exported before the version it captured
+	// last (Count).
+	CaptureRejectedOlder = "capture.rejected_older.system_a.total"
+	// CaptureBadRecordsSystemA counts malformed System A rows the capture
+	// skipped, in the new or the previous snapshot (Count).
+	CaptureBadRecordsSystemA = "capture.bad_records.system_a.total"
 )
 
 // DefaultNamespace is the namespace New uses when given an empty one (the

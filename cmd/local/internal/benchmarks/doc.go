@@ -24,6 +24,11 @@
 //     the function's own REPORT Duration, its System B call (the
 //     system_b.latency EMF samples) and direct GETs to the simulator, for a
 //     10,000 and a 1,000,000-customer snapshot.
+//   - TestE2ECapture: CaptureAFunction on S3 "Object Created" events against
+//     a kfake broker: the baseline of the 1,000,000-customer snapshot, a
+//     snapshot with about 1% of the customers changed, and a first run in
+//     snapshot mode (every customer a create): REPORT Duration and peak
+//     RSS; the counts and the records on the topic must be the expected ones.
 //   - TestE2EBootstrapSizes: the bootstraps' sizes for Lambda (linux/arm64,
 //     the Makefile's build-<LogicalId> targets as `make build` runs them).
 //   - TestProfileReconcile: the reconciliation in this process (shared/app's

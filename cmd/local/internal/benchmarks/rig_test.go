@@ -48,12 +48,14 @@ var (
 	// 2% in one system only, 3% cosmetic-only (in sync), 92% identical.
 	flagMix      = flag.String("e2e.mix", "conflictANewer=1.5%,conflictBNewer=1.5%,onlyInSystemA=1%,onlyInSystemB=1%", "situation mix of the generated data sets (demodata.ParseMix syntax)")
 	flagProfileN = flag.Int("e2e.profile-n", 1000000, "customers of TestProfileReconcile's data set")
+	flagCapture  = flag.String("e2e.capture", "1000000", "customers of each capture data set, comma-separated")
 )
 
 // The template's logical ids.
 const (
 	lookupFn    = "LookupFunction"
 	reconcileFn = "ReconcileFunction"
+	captureAFn  = "CaptureAFunction"
 )
 
 // dataSeed seeds every generated data set.
@@ -295,18 +297,30 @@ func newRig(t testing.TB, tpl *samtemplate.Template, n int) *rig {
 // servers as the local tool points it. Closed when the test ends.
 func (r *rig) function(t testing.TB, id, bootstrap string, log *funcLog) *sandbox.Function {
 	t.Helper()
-	return r.functionTimeout(t, id, bootstrap, log, 0)
+	return r.functionWith(t, id, bootstrap, log, 0, nil)
 }
 
-// functionTimeout is function with another Timeout than the template's
-// (0: the template's).
+// functionTimeout is function with another Timeout than the template's.
 func (r *rig) functionTimeout(t testing.TB, id, bootstrap string, log *funcLog, timeout time.Duration) *sandbox.Function {
+	t.Helper()
+	return r.functionWith(t, id, bootstrap, log, timeout, nil)
+}
+
+// functionEnv is function with env over the template's variables.
+func (r *rig) functionEnv(t testing.TB, id, bootstrap string, log *funcLog, env map[string]string) *sandbox.Function {
+	t.Helper()
+	return r.functionWith(t, id, bootstrap, log, 0, env)
+}
+
+// functionWith is function with another Timeout (0: the template's) and env
+// over the template's variables.
+func (r *rig) functionWith(t testing.TB, id, bootstrap string, log *funcLog, timeout time.Duration, env map[string]string) *sandbox.Function {
 	t.Helper()
 	f := templateFunction(t, r.tpl, id)
 	if timeout == 0 {
 		timeout = f.Timeout
 	}
-	env, _ := f.ComposeEnv(map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token})
+	env, _ = f.ComposeEnv(map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token}, env)
 	fn, err := sandbox.New(sandbox.Config{
 		Name:      f.LogicalID,
 		Bootstrap: bootstrap,

@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/acme/unified-customer-service/cmd/local/internal/s3local"
 )
 
 // errHelp is returned when -h was asked for; the usage is printed.
@@ -44,6 +46,9 @@ type options struct {
 	printEvent  bool
 	apiPort     int
 	lambdaPort  int
+	// onObjectCreated is told of the object versions written to the
+	// embedded S3 (up fires the functions whose rules match).
+	onObjectCreated func(s3local.ObjectCreated)
 }
 
 type stringList []string

@@ -182,7 +182,7 @@ func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *pro
 		Kafka: mode, KafkaAddr: o.kafkaAddr, KafkaDir: filepath.Join(o.dataDir, "kafka"),
 		Seed: !o.noSeed, DemoDir: filepath.Join(o.dataDir, "demo"),
 		SnapshotBucket: snapBucket, SnapshotKey: snapKey,
-		Log: a.logger(),
+		Log: a.logger(), OnObjectCreated: o.onObjectCreated,
 	}
 	if o.s3Endpoint != "" {
 		cfg.S3 = stack.Off

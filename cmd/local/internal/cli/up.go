@@ -44,11 +44,16 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 		return err
 	}
 	defer lambdaLn.Close()
+	trigger := newObjectTrigger(a)
+	o.onObjectCreated = trigger.notify
 	p, err := a.openProject(ctx, o, nil)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	tctx, stopTrigger := context.WithCancel(ctx)
+	defer stopTrigger()
+	go trigger.run(tctx, p)
 	api, lambda := a.apiServer(p, apiLn), a.lambdaServer(ctx, p, lambdaLn)
 	lookup := routeOf(p, "GET", "{email}")
 	evFile, err := writeLookupEvent(filepath.Join(o.dataDir, "examples"), lookup[1], demo.ShowcaseCustomers().InSync)
@@ -66,6 +71,7 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 		Seeded: p.stack.Demo != nil || (!p.stack.S3Started && !p.stack.SimStarted),
 		Lookup: lookup, Sync: routeOf(p, "POST", "sync"),
 		Scheduled: scheduledFunction(p), Template: tpl, LookupEvent: evFile,
+		Captured: capturedFunction(p),
 	})
 	return a.serve(ctx, api, lambda)
 }
@@ -79,6 +85,17 @@ func routeOf(p *project, method, fragment string) [2]string {
 		}
 	}
 	return [2]string{}
+}
+
+// capturedFunction returns the function fired by the snapshot's uploads
+// (an S3 Object Created rule), or "".
+func capturedFunction(p *project) string {
+	for _, f := range p.tpl.Functions {
+		if len(f.ObjectCreated) > 0 && p.funcs.Has(f.LogicalID) {
+			return f.LogicalID
+		}
+	}
+	return ""
 }
 
 func scheduledFunction(p *project) string {
@@ -101,6 +118,7 @@ type banner struct {
 	Seeded          bool
 	Lookup, Sync    [2]string // function, path
 	Scheduled       string
+	Captured        string // the function an upload of the snapshot fires; "" for none
 	Template        string // "" for the default template.yaml
 	LookupEvent     string // a payload file for the aws lambda invoke example
 }
@@ -162,6 +180,10 @@ func printBanner(w io.Writer, b banner) {
 	if b.Kafka != "" {
 		p("  # the change events, with any Kafka client, e.g. Debian's kcat")
 		p("  kcat -b %s -C -t %s -f '%%k %%h %%s\\n'", b.Kafka, kafkalocal.Topics()[1])
+		if b.Captured != "" {
+			p("  # System A's change events: %s captures every upload of the snapshot", b.Captured)
+			p("  kcat -b %s -C -t %s -f '%%k %%h %%s\\n'", b.Kafka, kafkalocal.Topics()[0])
+		}
 	}
 	if b.Scheduled != "" {
 		p("  # the nightly reconciliation, now; then its report")

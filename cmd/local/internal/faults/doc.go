@@ -4,7 +4,7 @@
 // JSON logs of the functions.
 //
 // The tests drive the REAL bootstraps: TestMain builds LookupFunction,
-// SyncFunction and ReconcileFunction once for this machine through the
+// SyncFunction, ReconcileFunction and CaptureAFunction once for this machine through the
 // Makefile (the build package, as `local invoke` does), and every test runs
 // them as warm child processes behind the sandbox's Lambda Runtime API, with
 // the template's environment plus the test's overrides, against its own
@@ -14,7 +14,10 @@
 // httptest servers: a redirect target, and an S3 proxy that answers
 // 503 SlowDown or holds requests. Only row 8 (a new snapshot appearing at a
 // precise moment of a reconciliation run) drives shared/app and
-// shared/reconcile in-process, against the same real servers.
+// shared/reconcile in-process, against the same real servers. The capture
+// rows (20 to 22) give CaptureAFunction its own embedded Kafka broker
+// (kfake, the real protocol) on a 127.0.0.1 port, stopped and started
+// again to make it unreachable, and read the topic with a plain client.
 //
 // Every line the functions log during the suite is collected and scanned
 // for the data set's emails, names and phone numbers, the System B token and

@@ -39,6 +39,7 @@ const (
 	lookupFn    = "LookupFunction"
 	syncFn      = "SyncFunction"
 	reconcileFn = "ReconcileFunction"
+	captureAFn  = "CaptureAFunction"
 )
 
 // The template's buckets and keys (its parameters' defaults).
@@ -53,6 +54,14 @@ const (
 // added): three System B list pages of 1000, enough for a reconciliation to
 // be stopped mid-way.
 const datasetN = 3000
+
+// rigFunctions are the functions every rig runs (each starts a process
+// only when first invoked).
+var rigFunctions = []string{lookupFn, syncFn, reconcileFn, captureAFn}
+
+// captureTimeout replaces CaptureAFunction's 900 s Timeout in the rigs, as
+// reconcileTimeout does ReconcileFunction's.
+const captureTimeout = 30 * time.Second
 
 // reconcileTimeout replaces ReconcileFunction's 900 s Timeout in the rigs,
 // so a hung run fails the test in reasonable time.
@@ -116,7 +125,7 @@ func setup(tmp string) error {
 		return err
 	}
 	var fns []*samtemplate.Function
-	for _, id := range []string{lookupFn, syncFn, reconcileFn} {
+	for _, id := range rigFunctions {
 		f, ok := tpl.Function(id)
 		if !ok {
 			return fmt.Errorf("template.yaml has no %s", id)
@@ -345,15 +354,18 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	maps.Copy(forced, cfg.forced)
 	r.fns = sandbox.Set{}
 	declared := map[string]bool{}
-	for _, id := range []string{lookupFn, syncFn, reconcileFn} {
+	for _, id := range rigFunctions {
 		f, _ := tpl.Function(id)
 		for k := range f.Environment {
 			declared[k] = true
 		}
 		env, _ := f.ComposeEnv(tool, cfg.env)
 		timeout := f.Timeout
-		if id == reconcileFn {
+		switch id {
+		case reconcileFn:
 			timeout = reconcileTimeout
+		case captureAFn:
+			timeout = captureTimeout
 		}
 		if d, ok := cfg.timeouts[id]; ok {
 			timeout = d

@@ -31,8 +31,14 @@ const refreshWait = 1100 * time.Millisecond
 // alteredSnapshot returns the data set's snapshot changed by SQL statements.
 func alteredSnapshot(t *testing.T, stmts ...string) []byte {
 	t.Helper()
+	return alterSnapshot(t, data.snapshot, stmts...)
+}
+
+// alterSnapshot returns snapshot changed by SQL statements.
+func alterSnapshot(t *testing.T, snapshot []byte, stmts ...string) []byte {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "altered.db")
-	if err := os.WriteFile(path, data.snapshot, 0o644); err != nil {
+	if err := os.WriteFile(path, snapshot, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	db, err := sql.Open("sqlite", path)

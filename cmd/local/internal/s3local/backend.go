@@ -39,6 +39,8 @@ import (
 type backend struct {
 	dir string
 	now func() time.Time
+	// created is told of every object version a write commits; nil for none.
+	created func(ObjectCreated)
 
 	mu      sync.RWMutex
 	buckets map[string]*bucket
@@ -464,6 +466,12 @@ func (b *backend) PutObject(bucketName, key string, meta map[string]string, inpu
 	}
 	defer os.Remove(tmp) // a no-op once renamed
 
+	var created *ObjectCreated
+	defer func() { // after the unlock below: the callback may read the store
+		if created != nil && b.created != nil {
+			b.created(*created)
+		}
+	}()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.buckets[bucketName] != bk {
@@ -494,6 +502,10 @@ func (b *backend) PutObject(bucketName, key string, meta map[string]string, inpu
 		return result, err
 	}
 	result.VersionID = v.versionID()
+	created = &ObjectCreated{
+		Bucket: bucketName, Key: key, VersionID: string(v.versionID()),
+		ETag: hex.EncodeToString(hash), Size: size, Time: v.LastModified,
+	}
 	return result, nil
 }
 

@@ -61,6 +61,23 @@ type Config struct {
 	Buckets []string
 	// Now is the clock of LastModified and version ids; time.Now when nil.
 	Now func() time.Time
+	// OnObjectCreated, when set, is called after every write that commits
+	// an object version (PUT, copy, completed multipart upload), once the
+	// version can be read: S3's "Object Created" event notification. It
+	// runs on the request's goroutine before the answer is sent, so it
+	// should hand the event on rather than work.
+	OnObjectCreated func(ObjectCreated)
+}
+
+// ObjectCreated is what an S3 "Object Created" notification says of a
+// new object version.
+type ObjectCreated struct {
+	Bucket    string
+	Key       string
+	VersionID string // "" for a version written while versioning was off
+	ETag      string // hex MD5, unquoted (as the notification carries it)
+	Size      int64
+	Time      time.Time // the version's LastModified
 }
 
 // Server is a running embedded S3 server.
@@ -94,6 +111,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	be.created = cfg.OnObjectCreated
 	for _, name := range cfg.Buckets {
 		if err := ensureVersionedBucket(be, name); err != nil {
 			return nil, err

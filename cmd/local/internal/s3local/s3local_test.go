@@ -397,3 +397,52 @@ func TestListObjectVersionsPages(t *testing.T) {
 		})
 	}
 }
+
+// TestObjectCreatedHook: every committed version is announced once, with
+// the version id, size and ETag a GET then sees; a refused conditional
+// write announces nothing.
+func TestObjectCreatedHook(t *testing.T) {
+	var got []ObjectCreated
+	srv, err := Start(context.Background(), Config{
+		Addr: "127.0.0.1:0", Dir: t.TempDir(), Buckets: []string{bucketName},
+		OnObjectCreated: func(ev ObjectCreated) { got = append(got, ev) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	c := srv.Client()
+	v1 := put(t, c, bucketName, "customers.db", "one")
+	v2 := put(t, c, bucketName, "customers.db", "second")
+	_, err = c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucketName), Key: aws.String("customers.db"),
+		Body: strings.NewReader("refused"), IfNoneMatch: aws.String("*")})
+	if err == nil {
+		t.Fatal("a conditional put on an existing key succeeded")
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d events, want 2: %+v", len(got), got)
+	}
+	head, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucketName), Key: aws.String("customers.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		ev   ObjectCreated
+		vid  string
+		size int64
+	}{
+		{"first", got[0], v1, 3},
+		{"second", got[1], v2, 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.ev.Bucket != bucketName || tt.ev.Key != "customers.db" || tt.ev.VersionID != tt.vid || tt.ev.Size != tt.size || tt.ev.Time.IsZero() {
+				t.Errorf("event %+v, want version %s of %d bytes", tt.ev, tt.vid, tt.size)
+			}
+		})
+	}
+	if want := `"` + got[1].ETag + `"`; aws.ToString(head.ETag) != want {
+		t.Errorf("HEAD ETag %s, event's %s", aws.ToString(head.ETag), want)
+	}
+}

@@ -72,6 +72,24 @@ type Function struct {
 	Environment map[string]string
 	Routes      []Route    // HttpApi events
 	Schedules   []Schedule // Schedule and ScheduleV2 events
+	// ObjectCreated are the EventBridgeRule events whose pattern matches
+	// S3 "Object Created" events of given buckets and keys.
+	ObjectCreated []ObjectCreatedRule
+}
+
+// ObjectCreatedRule is an EventBridgeRule event matching S3 "Object
+// Created" events (S3 Event Notifications to EventBridge): source aws.s3,
+// detail-type "Object Created", detail.bucket.name and detail.object.key
+// lists of exact values (other pattern forms are not matched locally).
+type ObjectCreatedRule struct {
+	EventName string
+	Buckets   []string
+	Keys      []string // empty: every key
+}
+
+// Matches reports whether an object created in bucket under key triggers the rule.
+func (r ObjectCreatedRule) Matches(bucket, key string) bool {
+	return slices.Contains(r.Buckets, bucket) && (len(r.Keys) == 0 || slices.Contains(r.Keys, key))
 }
 
 // Route is one HttpApi event.
@@ -552,6 +570,17 @@ func (t *Template) event(r *resolver, f *Function, name string, ev map[string]an
 			s.Enabled = false
 		}
 		f.Schedules = append(f.Schedules, s)
+	case "EventBridgeRule":
+		pat, err := r.eval(rawProps["Pattern"])
+		if err != nil {
+			t.warnf("%s: event %s: Pattern: %v", f.LogicalID, name, err)
+			return
+		}
+		if rule, ok := objectCreatedRule(name, asMap(pat)); ok {
+			f.ObjectCreated = append(f.ObjectCreated, rule)
+		} else {
+			t.warnf("%s: event %s: only S3 Object Created patterns on exact buckets are fired locally", f.LogicalID, name)
+		}
 	case "Api":
 		t.warnf("%s: event %s: REST Api events are not served locally (only HttpApi)", f.LogicalID, name)
 	}
@@ -634,4 +663,27 @@ func (t *Template) SortedRoutes() []FunctionRoute {
 type FunctionRoute struct {
 	Route
 	Function string
+}
+
+// objectCreatedRule reads an EventBridge pattern that matches S3 "Object
+// Created" events of exact buckets (and keys).
+func objectCreatedRule(name string, pat map[string]any) (ObjectCreatedRule, bool) {
+	strs := func(v any) []string {
+		l, _ := v.([]any)
+		var out []string
+		for _, x := range l {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	detail := asMap(pat["detail"])
+	rule := ObjectCreatedRule{
+		EventName: name,
+		Buckets:   strs(asMap(detail["bucket"])["name"]),
+		Keys:      strs(asMap(detail["object"])["key"]),
+	}
+	ok := slices.Contains(strs(pat["source"]), "aws.s3") && slices.Contains(strs(pat["detail-type"]), "Object Created") && len(rule.Buckets) > 0
+	return rule, ok
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
+	"github.com/acme/unified-customer-service/shared/testkit"
 )
 
 func loadFull(t *testing.T, opts Options) *Template {
@@ -417,6 +418,36 @@ func TestRealTemplateLogLevels(t *testing.T) {
 				if f.Environment["LOG_LEVEL"] != tc.value {
 					t.Errorf("%s: LOG_LEVEL %q, want %q", f.LogicalID, f.Environment["LOG_LEVEL"], tc.value)
 				}
+			}
+		})
+	}
+}
+
+// TestObjectCreatedRules: the project's CaptureAFunction fires on S3
+// Object Created events of the snapshot bucket and key, its parameters'
+// defaults resolved.
+func TestObjectCreatedRules(t *testing.T) {
+	tpl, err := Load(filepath.Join(testkit.Root(t), "template.yaml"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := mustFunction(t, tpl, "CaptureAFunction")
+	want := []ObjectCreatedRule{{EventName: "SnapshotCreated", Buckets: []string{"ucs-snapshots"}, Keys: []string{"customers.db"}}}
+	if !reflect.DeepEqual(f.ObjectCreated, want) {
+		t.Fatalf("rules = %+v, want %+v", f.ObjectCreated, want)
+	}
+	tests := []struct {
+		bucket, key string
+		want        bool
+	}{
+		{"ucs-snapshots", "customers.db", true},
+		{"ucs-snapshots", "other.db", false},
+		{"ucs-reports", "customers.db", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.bucket+"/"+tt.key, func(t *testing.T) {
+			if got := f.ObjectCreated[0].Matches(tt.bucket, tt.key); got != tt.want {
+				t.Errorf("Matches = %v, want %v", got, tt.want)
 			}
 		})
 	}

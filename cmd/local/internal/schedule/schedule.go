@@ -1,6 +1,7 @@
 // Package schedule builds the event a template's Schedule (EventBridge rule)
 // or ScheduleV2 (EventBridge Scheduler) event source would deliver to its
-// function at a given time.
+// function at a given time, and the EventBridge "Object Created" event S3
+// delivers for a new object version (ObjectCreated).
 package schedule
 
 import (

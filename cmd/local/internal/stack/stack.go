@@ -67,6 +67,10 @@ type Config struct {
 	SnapshotKey    string
 
 	Log io.Writer // progress lines; default io.Discard
+	// OnObjectCreated is told of every object version written to a
+	// started S3 (the demo snapshot's upload included); see
+	// s3local.Config.OnObjectCreated.
+	OnObjectCreated func(s3local.ObjectCreated)
 }
 
 // Stack is the running (or found) services.
@@ -112,7 +116,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			st.S3URL = "http://" + cfg.S3Addr
 			fmt.Fprintf(log, "S3: using the server already listening on %s\n", st.S3URL)
 		} else {
-			srv, err := s3local.Start(ctx, s3local.Config{Addr: cfg.S3Addr, Dir: cfg.S3Dir, Buckets: cfg.Buckets})
+			srv, err := s3local.Start(ctx, s3local.Config{Addr: cfg.S3Addr, Dir: cfg.S3Dir, Buckets: cfg.Buckets, OnObjectCreated: cfg.OnObjectCreated})
 			if err != nil {
 				return nil, fmt.Errorf("stack: embedded S3 on %s: %w", cfg.S3Addr, err)
 			}
