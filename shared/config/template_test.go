@@ -177,6 +177,8 @@ func TestTemplateAlarmsWatchEmittedMetrics(t *testing.T) {
 		emf.SyncConflicts, emf.SyncLag, emf.SyncPartialResults, emf.SystemBLatency, emf.SystemBTokenRefreshes,
 		emf.SnapshotRefreshFailures, emf.SnapshotRejectedOlder, emf.ReconcileCustomers, emf.ReconcileOutOfSync,
 		emf.ReconcileIncomplete, emf.ReconcileBadRecordsSystemA, emf.ReconcileBadRecordsSystemB,
+		emf.CaptureAPublishedCreates, emf.CaptureAPublishedUpdates, emf.CaptureAPublishedDeletes, emf.CaptureDuration,
+		emf.CaptureFailures, emf.CaptureRejectedOlder, emf.CaptureBadRecordsSystemA,
 	}
 	if v := node(root, "Globals", "Function", "Environment", "Variables", config.EnvMetricsNamespace); v == nil || v.Tag != "!Ref" || v.Value != "MetricsNamespace" {
 		t.Fatalf("Globals set %s from %s, want !Ref MetricsNamespace", config.EnvMetricsNamespace, value(v))
