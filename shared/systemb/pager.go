@@ -294,7 +294,7 @@ func (c *Client) fetchPage(ctx context.Context, limit int, cursor string, hasCur
 	if hasCursor {
 		q.Set("cursor", cursor)
 	}
-	attempts, err := c.fetch(ctx, OpList, c.base+"/customers?"+q.Encode(), c.cfg.MaxPageBytes, &dst.body)
+	attempts, err := c.fetch(ctx, OpList, c.base+"/customers?"+q.Encode(), c.cfg.MaxPageBytes, &dst.body, nil)
 	if err != nil {
 		return err
 	}
