@@ -18,6 +18,7 @@ import (
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
+	"github.com/acme/unified-customer-service/shared/writeback"
 )
 
 // The settings, by environment variable name.
@@ -41,6 +42,7 @@ const (
 	EnvKafkaTLS               = "KAFKA_TLS"
 	EnvKafkaSASLSecretARN     = "KAFKA_SASL_SECRET_ARN"
 	EnvCaptureAFirstRun       = "CAPTURE_A_FIRST_RUN"
+	EnvWriteBack              = "WRITE_BACK"
 )
 
 // Settings lists every setting the functions read, for tests that check the
@@ -51,7 +53,7 @@ var Settings = []string{
 	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvReconcileLeaseSeconds, EnvMergeRules,
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 	EnvKafkaBootstrapServers, EnvKafkaAuth, EnvKafkaTLS, EnvKafkaSASLSecretARN,
-	EnvCaptureAFirstRun,
+	EnvCaptureAFirstRun, EnvWriteBack,
 }
 
 // MaxReconcileLease bounds RECONCILE_LEASE_SECONDS (exclusive): Lambda
@@ -92,6 +94,9 @@ type Config struct {
 	// CaptureAFirstRun is what System A's capture does with no state yet
 	// (CAPTURE_A_FIRST_RUN: snapshot, the default, or baseline).
 	CaptureAFirstRun capturea.FirstRun
+	// WriteBack is the sync worker's write-back (WRITE_BACK: off, the
+	// default, or systemB).
+	WriteBack writeback.Mode
 }
 
 // Kafka is the Kafka connection of the functions that publish or consume
@@ -168,6 +173,9 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	}
 	if c.CaptureAFirstRun, err = capturea.ParseFirstRun(get(EnvCaptureAFirstRun)); err != nil {
 		bad(EnvCaptureAFirstRun, "%v", err)
+	}
+	if c.WriteBack, err = writeback.ParseMode(get(EnvWriteBack)); err != nil {
+		bad(EnvWriteBack, "%v", err)
 	}
 	if need.Kafka {
 		if err := c.Kafka.load(get); err != nil {
