@@ -38,6 +38,12 @@ func rec(at time.Time, kv ...string) *merge.Record {
 	return &r
 }
 
+// The sync worker's WriteBack interface (shared/syncworker), restated:
+// *Writer must keep satisfying it.
+var _ interface {
+	Apply(ctx context.Context, key string, res merge.Result, ev changes.Event) error
+} = (*writeback.Writer)(nil)
+
 func fields(ids ...merge.FieldID) (s systemb.FieldSet) {
 	for _, id := range ids {
 		s[id] = true

@@ -9,7 +9,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +40,7 @@ var (
 
 // wbRecord builds a record of wbEmail with lastUpdated at and the given
 // path=value pairs over a common base.
-func wbRecord(t *testing.T, at time.Time, kv ...string) *merge.Record {
+func wbRecord(t testing.TB, at time.Time, kv ...string) *merge.Record {
 	t.Helper()
 	var r merge.Record
 	r.Values[merge.FieldEmail] = wbEmail
@@ -92,7 +94,7 @@ type wbEnv struct {
 	w       *writeback.Writer
 }
 
-func newWBEnv(t *testing.T, mode writeback.Mode, b *merge.Record) *wbEnv {
+func newWBEnv(t testing.TB, mode writeback.Mode, b *merge.Record) *wbEnv {
 	t.Helper()
 	sim := bsim.New(bsim.Config{Token: wbToken, Now: func() time.Time { return wbSimNow }})
 	if err := sim.Load(bytes.NewReader(append(systemb.AppendCustomer(nil, b), '\n'))); err != nil {
@@ -152,7 +154,7 @@ func (e *wbEnv) stored(t *testing.T) *merge.Record {
 
 // put replaces System B's record over HTTP, unconditionally: another
 // writer of System B.
-func (e *wbEnv) put(t *testing.T, r *merge.Record) {
+func (e *wbEnv) put(t testing.TB, r *merge.Record) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPut, e.url+"/customers/"+wbEmail, bytes.NewReader(systemb.AppendCustomer(nil, r)))
 	if err != nil {
@@ -212,6 +214,8 @@ func TestWriteBackOffMakesNoWrites(t *testing.T) {
 func TestWriteBackOnePatchPerChangedFieldSet(t *testing.T) {
 	a := wbRecord(t, wbTimeA, "firstName", "Ada", "phone", "+44 20 7946 0000", "loyaltyTier", "platinum")
 	e := newWBEnv(t, writeback.ModeSystemB, wbRecord(t, wbTimeB, "firstName", "Adeline", "address.city", "london"))
+	var logs bytes.Buffer
+	e.w.Log = slog.New(slog.NewJSONHandler(&logs, nil))
 	res, ev := e.decide(t, a)
 	if got := writeback.PlanOf(&res).ToB; got != (systemb.FieldSet{merge.FieldFirstName: true, merge.FieldPhone: true, merge.FieldLoyaltyTier: true}) {
 		t.Fatalf("plan ToB = %v", got)
@@ -233,6 +237,9 @@ func TestWriteBackOnePatchPerChangedFieldSet(t *testing.T) {
 	}
 	if e.metrics.get(writeback.MetricPatches) != 1 || e.metrics.get(writeback.MetricConflicts412) != 0 {
 		t.Errorf("metrics %v", e.metrics.n)
+	}
+	if l := logs.String(); !strings.Contains(l, ev.ID) || !strings.Contains(l, "loyaltyTier") || strings.Contains(strings.ToLower(l), "ada@") || strings.Contains(l, "Lovelace") {
+		t.Errorf("the log should name the event and the fields, never customer data: %s", l)
 	}
 
 	t.Run("the same decision again makes no PATCH", func(t *testing.T) {
@@ -380,5 +387,36 @@ func TestWriteBackCorrections(t *testing.T) {
 	}
 	if n := e.metrics.get(writeback.MetricCorrections); n != 2 {
 		t.Errorf("%s = %d, want 2", writeback.MetricCorrections, n)
+	}
+}
+
+// BenchmarkWriteBackApply measures one Apply over loopback HTTP against
+// the simulator: "patch" alternates System A's loyaltyTier (rule systemA)
+// so every Apply reads and PATCHes once; "noop" re-applies a decision
+// System B already holds after the first (one read, no PATCH).
+func BenchmarkWriteBackApply(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		tiers []string
+	}{{"patch", []string{"platinum", "silver"}}, {"noop", []string{"platinum"}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			bStale := wbRecord(b, wbTimeB)
+			e := newWBEnv(b, writeback.ModeSystemB, bStale)
+			decisions := make([]merge.Result, len(bc.tiers))
+			for i, tier := range bc.tiers {
+				decisions[i] = merge.Merge(wbRecord(b, wbTimeA, "loyaltyTier", tier), bStale, merge.DefaultRules())
+			}
+			ev := changes.Event{ID: "bench", Key: "ada@example.com"}
+			ctx := context.Background()
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				if err := e.w.Apply(ctx, ev.Key, decisions[n%len(decisions)], ev); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			b.ReportMetric(float64(e.sim.PatchCount(wbEmail))/float64(n), "patches/op")
+		})
 	}
 }
