@@ -23,7 +23,12 @@
 // stamps its own, and the write is a System B change like any other, which
 // the capture publishes and the worker merges again. That merge finds the
 // written fields equal, so it writes nothing: write-back does not loop (see
-// docs/contracts.md).
+// docs/contracts.md). Should System B store other values than written (not
+// equivalent after normalisation), that would no longer hold, so the Apply
+// fails with kind merge.ErrBadData instead of returning as done. A read
+// without an ETag (a v1 System B) fails with merge.ErrInvalid: no write is
+// ever unconditional. A customer gone from System B before the write is
+// left alone.
 //
 // System A has no online write API: its corrections go to the topic
 // customer.corrections.system-a (TopicCorrections), which System A's batch
@@ -179,6 +184,12 @@ func (w *Writer) Apply(ctx context.Context, key string, res merge.Result, ev cha
 	if w.SystemB == nil || w.Publisher == nil {
 		return fmt.Errorf("writeback: %w: WRITE_BACK=%s needs a System B client and a publisher", merge.ErrInvalid, w.Mode)
 	}
+	if key == "" || merge.Key(key) != key || (res.Customer.Email() != "" && res.Customer.Key() != key) {
+		return fmt.Errorf("writeback: %w: the key is not the merged customer's join key", merge.ErrInvalid)
+	}
+	if ev.ID == "" {
+		return fmt.Errorf("writeback: %w: the source event has no id", merge.ErrInvalid)
+	}
 	plan := PlanOf(&res)
 	if err := w.correct(ctx, key, &res, &plan, ev); err != nil {
 		w.count(MetricFailures, 1)
@@ -233,12 +244,12 @@ func (w *Writer) writeB(ctx context.Context, key string, res *merge.Result, plan
 		if etag == "" {
 			return fmt.Errorf("writeback: %w: System B answered the read without an ETag; write-back needs API v1.1", merge.ErrInvalid)
 		}
-		_, _, err = w.SystemB.Patch(ctx, key, etag, &res.Customer, set)
+		stored, _, err := w.SystemB.Patch(ctx, key, etag, &res.Customer, set)
 		switch {
 		case err == nil:
 			w.count(MetricPatches, 1)
 			w.log(ctx, "wrote System A's values to System B", ev, set)
-			return nil
+			return checkTaken(res, stored, set)
 		case errors.Is(err, systemb.ErrPreconditionFailed):
 			w.count(MetricConflicts412, 1)
 			if attempt >= maxAttempts {
@@ -254,6 +265,23 @@ func (w *Writer) writeB(ctx context.Context, key string, res *merge.Result, plan
 			return fmt.Errorf("writeback: patch System B: %w", err)
 		}
 	}
+}
+
+// checkTaken fails when System B stored other values than written (not
+// equivalent after normalisation): the change event of the write would
+// merge into the same conflict and write again, without end. The error
+// (kind merge.ErrBadData) stops that at this event.
+func checkTaken(res *merge.Result, stored *merge.Record, set systemb.FieldSet) error {
+	var paths []string
+	for i, in := range set {
+		if in && !merge.Equivalent(merge.FieldID(i), res.Customer.Values[i], stored.Values[i]) {
+			paths = append(paths, merge.FieldID(i).Path())
+		}
+	}
+	if paths != nil {
+		return fmt.Errorf("writeback: %w: System B stored other values than written for %s; writing again would loop", merge.ErrBadData, strings.Join(paths, ", "))
+	}
+	return nil
 }
 
 // StillToWrite returns the fields of plan.ToB that should still be written

@@ -156,18 +156,30 @@ func (e *wbEnv) stored(t *testing.T) *merge.Record {
 // writer of System B.
 func (e *wbEnv) put(t testing.TB, r *merge.Record) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, e.url+"/customers/"+wbEmail, bytes.NewReader(systemb.AppendCustomer(nil, r)))
+	e.send(t, http.MethodPut, systemb.AppendCustomer(nil, r), http.StatusOK)
+}
+
+// delete removes the customer from System B over HTTP.
+func (e *wbEnv) delete(t testing.TB) {
+	t.Helper()
+	e.send(t, http.MethodDelete, nil, http.StatusNoContent)
+}
+
+// send makes one request of the customer as another client of System B.
+func (e *wbEnv) send(t testing.TB, method string, body []byte, want int) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url+"/customers/"+wbEmail, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+wbToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("PUT: %v", err)
+		t.Fatalf("%s: %v", method, err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PUT: status %d", resp.StatusCode)
+	if resp.StatusCode != want {
+		t.Fatalf("%s: status %d, want %d", method, resp.StatusCode, want)
 	}
 }
 
@@ -417,6 +429,77 @@ func BenchmarkWriteBackApply(b *testing.B) {
 				n++
 			}
 			b.ReportMetric(float64(e.sim.PatchCount(wbEmail))/float64(n), "patches/op")
+		})
+	}
+}
+
+// wrapped is the System B client with hooks: after a read (before the
+// write-back sees it) and on the record a PATCH answered.
+type wrapped struct {
+	writeback.SystemB
+	afterRead func(r *merge.Record, etag string) (*merge.Record, string)
+	stored    func(r *merge.Record) *merge.Record
+}
+
+func (w *wrapped) GetWithETag(ctx context.Context, email string) (*merge.Record, string, error) {
+	r, etag, err := w.SystemB.GetWithETag(ctx, email)
+	if err == nil && w.afterRead != nil {
+		r, etag = w.afterRead(r, etag)
+	}
+	return r, etag, err
+}
+
+func (w *wrapped) Patch(ctx context.Context, email, etag string, values *merge.Record, set systemb.FieldSet) (*merge.Record, string, error) {
+	r, newTag, err := w.SystemB.Patch(ctx, email, etag, values, set)
+	if err == nil && w.stored != nil {
+		r = w.stored(r)
+	}
+	return r, newTag, err
+}
+
+// TestWriteBackEdges: a customer deleted between the read and the PATCH,
+// a System B that sends no ETag, one that stores other values than
+// written.
+func TestWriteBackEdges(t *testing.T) {
+	a := wbRecord(t, wbTimeA, "loyaltyTier", "platinum")
+	tests := []struct {
+		name     string
+		wrap     func(e *wbEnv, t *testing.T) *wrapped
+		wantKind merge.ErrorKind // "": success
+		sent     int64           // PATCH requests
+	}{
+		{"deleted between the read and the PATCH: nothing to write", func(e *wbEnv, t *testing.T) *wrapped {
+			return &wrapped{SystemB: e.client, afterRead: func(r *merge.Record, etag string) (*merge.Record, string) {
+				e.delete(t)
+				return r, etag
+			}}
+		}, "", 1},
+		{"no ETag: no unconditional write", func(e *wbEnv, _ *testing.T) *wrapped {
+			return &wrapped{SystemB: e.client, afterRead: func(r *merge.Record, _ string) (*merge.Record, string) { return r, "" }}
+		}, merge.ErrInvalid, 0},
+		{"System B stores another value: fails rather than loops", func(e *wbEnv, _ *testing.T) *wrapped {
+			return &wrapped{SystemB: e.client, stored: func(r *merge.Record) *merge.Record {
+				r.Values[merge.FieldLoyaltyTier] = "platinum-plus"
+				return r
+			}}
+		}, merge.ErrBadData, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newWBEnv(t, writeback.ModeSystemB, wbRecord(t, wbTimeB))
+			res, ev := e.decide(t, a)
+			e.w.SystemB = tt.wrap(e, t)
+			e.sim.ResetStats()
+			err := e.w.Apply(context.Background(), ev.Key, res, ev)
+			if got := merge.ErrorKindOf(err); (err == nil) != (tt.wantKind == "") || (err != nil && got != tt.wantKind) {
+				t.Fatalf("Apply = %v (kind %v), want kind %q", err, got, tt.wantKind)
+			}
+			if st := e.sim.Stats(); st.Patch != tt.sent {
+				t.Errorf("%d PATCH requests, want %d", st.Patch, tt.sent)
+			}
+			if wantFailures := map[bool]int64{true: 0, false: 1}[tt.wantKind == ""]; e.metrics.get(writeback.MetricFailures) != wantFailures {
+				t.Errorf("metrics %v, want %d failure", e.metrics.n, wantFailures)
+			}
 		})
 	}
 }
