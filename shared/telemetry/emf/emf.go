@@ -78,7 +78,34 @@ const (
 	// ReconcileBadRecordsSystemB counts malformed System B list items a
 	// reconciliation run skipped and listed in its details (Count).
 	ReconcileBadRecordsSystemB = "reconcile.bad_records.system_b.total"
+	// CaptureEventsPublished is the prefix of the counts of change events
+	// a capture published and the broker acknowledged, one name per op
+	// (EMF has no per-sample dimension here): capture.events.published.c,
+	// .u and .d (CapturePublishedName). The topic is the function's: its
+	// Function dimension (Count).
+	CaptureEventsPublished = "capture.events.published"
+	// CaptureDuration is the duration of one capture invocation, a poll or
+	// one webhook delivery, failed ones included (Milliseconds).
+	CaptureDuration = "capture.duration"
+	// CaptureLag is the first half of sync.lag.seconds: the time from the
+	// change in its source (its lastUpdated) to the broker's acknowledgement
+	// of its event, one sample per event (Seconds).
+	CaptureLag = "capture.lag.seconds"
+	// CaptureBadRecordsSystemB counts malformed System B list items a poll
+	// skipped (logged by position, never by value) (Count).
+	CaptureBadRecordsSystemB = "capture.bad_records.system_b.total"
+	// CaptureWebhookRejected counts webhook deliveries refused with 401: a
+	// missing, malformed, stale or wrong signature (Count).
+	CaptureWebhookRejected = "capture.webhook.rejected.total"
+	// CaptureWebhookFailed counts deliveries answered 503: the change was
+	// not acknowledged by the broker, or the secret could not be read;
+	// System B delivers them again (Count).
+	CaptureWebhookFailed = "capture.webhook.failed.total"
 )
+
+// CapturePublishedName returns the CaptureEventsPublished metric of op
+// ("c", "u" or "d").
+func CapturePublishedName(op string) string { return CaptureEventsPublished + "." + op }
 
 // DefaultNamespace is the namespace New uses when given an empty one (the
 // default of METRICS_NAMESPACE).
