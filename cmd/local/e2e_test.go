@@ -158,6 +158,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("start-lambda", func(t *testing.T) { testStartLambda(t, s) })
 	t.Run("schedule writes the report", func(t *testing.T) { testSchedule(t, s) })
 	t.Run("a killed function comes back", func(t *testing.T) { testCrashRecovery(t, s) })
+	t.Run("a System B change reaches Kafka", func(t *testing.T) { testSystemBChangeOnKafka(t, s) })
 	// Last: its commands change System B's data.
 	t.Run("banner commands work as printed", func(t *testing.T) { testBanner(t, s) })
 }
@@ -265,6 +266,12 @@ func testFixtures(t *testing.T, s *stack) {
 		"reconcile-scheduled.json":     {0, `"complete":true`, false},
 		"reconcile-scheduler.json":     {0, `"complete":true`, false},
 		"reconcile-not-scheduled.json": {0, "", true},
+		// Signed on 2026-12-01 09:00 UTC: a replay now (functions/captureb
+		// runs them at their time).
+		"captureb-webhook-updated.json":       {401, "tolerance", false},
+		"captureb-webhook-deleted.json":       {401, "tolerance", false},
+		"captureb-webhook-bad-signature.json": {401, "", false},
+		"captureb-poll-scheduler.json":        {0, `"published":`, false},
 	}
 	files, err := filepath.Glob(filepath.Join(repoRoot, "events", "*.json"))
 	if err != nil || len(files) == 0 {
@@ -278,8 +285,12 @@ func testFixtures(t *testing.T, s *stack) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			prefix, _, _ := strings.Cut(name, "-")
+			prefix, rest, _ := strings.Cut(name, "-")
 			fn := strings.ToUpper(prefix[:1]) + prefix[1:] + "Function"
+			if prefix == "captureb" { // two functions: CaptureBWebhookFunction, CaptureBPollFunction
+				mode, _, _ := strings.Cut(rest, "-")
+				fn = "CaptureB" + strings.ToUpper(mode[:1]) + mode[1:] + "Function"
+			}
 			code, stdout, stderr := s.run(t, "", "invoke", fn, "-e", path)
 			if w.failure {
 				if code != 1 || !strings.Contains(stdout, "errorMessage") || strings.Contains(stdout, "Runtime.") {
