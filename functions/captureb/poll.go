@@ -100,13 +100,17 @@ func (p *Poller) Poll(ctx context.Context) (Summary, error) {
 	sum := Summary{Since: since, Watermark: st.Watermark}
 	version := "poll:" + st.Watermark.UTC().Format(time.RFC3339Nano)
 
-	err = p.publishSince(ctx, since, version, &sum)
+	lctx, cancel := reserve(ctx) // the state write below keeps the reserve
+	defer cancel()
+	err = p.publishSince(lctx, since, version, &sum)
 	if errors.Is(err, systemb.ErrUpdatedSinceUnsupported) && sum.Published == 0 && sum.BadRecords == 0 {
 		p.Log.InfoContext(ctx, "System B does not support updatedSince (API v1.1): listing all customers and comparing with the watermark")
 		sum.FullList = true
-		err = p.publishSince(ctx, time.Time{}, version, &sum)
+		err = p.publishSince(lctx, time.Time{}, version, &sum)
 	}
 	if err != nil {
+		p.Log.ErrorContext(ctx, "System B poll failed: the watermark stays", "err", err.Error(), "published", sum.Published,
+			"kind", string(merge.ErrorKindOf(err)))
 		return sum, fmt.Errorf("captureb: poll since %s: %w", since.Format(time.RFC3339), err)
 	}
 	next := State{Watermark: sum.Watermark, FullList: sum.FullList, PolledAt: p.Now().UTC(), Published: sum.Published, Skipped: sum.BadRecords}

@@ -96,7 +96,9 @@ func (h *Webhook) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		h.Log.WarnContext(ctx, "webhook delivery does not follow the contract", "detail", p.Detail)
 		return p.Response(), nil
 	}
-	if err := h.Publisher.Publish(ctx, ev); err != nil {
+	pctx, cancel := reserve(ctx)
+	defer cancel()
+	if err := h.Publisher.Publish(pctx, ev); err != nil {
 		h.Metrics.Count(emf.CaptureWebhookFailed, 1)
 		h.Log.ErrorContext(ctx, "webhook change not published", "err", err.Error(), "eventId", ev.ID, h.EmailAttr(ev.Key))
 		return httpapi.KindProblem(merge.ErrUnavailable, "the change could not be published").Response(), nil
@@ -136,6 +138,19 @@ func (h *Webhook) event(body []byte, deliveryID string) (changes.Event, *httpapi
 		return changes.Event{}, httpapi.NewProblem(http.StatusBadRequest, `"customer" has no valid email`)
 	}
 	return ev, nil
+}
+
+// DeadlineReserve is the time before the invocation's deadline at which a
+// publish that is still waiting for the broker gives up, so the function
+// answers (503) or fails cleanly, with a log line, instead of being killed.
+const DeadlineReserve = time.Second
+
+// reserve returns ctx shortened by DeadlineReserve when it has a deadline.
+func reserve(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, d.Add(-DeadlineReserve))
+	}
+	return context.WithCancel(ctx)
 }
 
 // published counts events the broker acknowledged at now, by op, and

@@ -39,7 +39,13 @@ const (
 	lookupFn    = "LookupFunction"
 	syncFn      = "SyncFunction"
 	reconcileFn = "ReconcileFunction"
+	webhookBFn  = "CaptureBWebhookFunction"
+	pollBFn     = "CaptureBPollFunction"
 )
+
+// rigFunctions are the functions every rig runs (processes start on the
+// first invocation only).
+var rigFunctions = []string{lookupFn, syncFn, reconcileFn, webhookBFn, pollBFn}
 
 // The template's buckets and keys (its parameters' defaults).
 const (
@@ -103,7 +109,7 @@ func runMain(m *testing.M) int {
 	return code
 }
 
-// setup loads the template, gets the three bootstraps (prebuilt by make
+// setup loads the template, gets the bootstraps (prebuilt by make
 // test, or built with the Makefile: localtest.HostBootstraps) and
 // generates the data set, at the same time.
 func setup(tmp string) error {
@@ -116,7 +122,7 @@ func setup(tmp string) error {
 		return err
 	}
 	var fns []*samtemplate.Function
-	for _, id := range []string{lookupFn, syncFn, reconcileFn} {
+	for _, id := range rigFunctions {
 		f, ok := tpl.Function(id)
 		if !ok {
 			return fmt.Errorf("template.yaml has no %s", id)
@@ -268,18 +274,21 @@ func withS3Front(front func(s3URL string) string) rigOption {
 }
 
 // rig is one test's world: an S3 server with the snapshot, a System B
-// simulator with the customers, and the three functions in sandboxes.
+// simulator with the customers, and the functions in sandboxes.
 type rig struct {
-	t        *testing.T
-	id       string
-	s3       *s3local.Server
-	s3c      *s3.Client
-	sim      *bsim.Sim
-	simURL   string
-	token    string
-	fns      sandbox.Set
-	log      *lineLog
-	versions []string // snapshot version ids, in upload order
+	t      *testing.T
+	id     string
+	s3     *s3local.Server
+	s3c    *s3.Client
+	sim    *bsim.Sim
+	simURL string
+	token  string
+	// webhookSecret signs System B's webhook deliveries (the functions'
+	// SYSTEM_B_WEBHOOK_SECRET).
+	webhookSecret string
+	fns           sandbox.Set
+	log           *lineLog
+	versions      []string // snapshot version ids, in upload order
 }
 
 // newRig starts a rig; everything stops when the test ends, after checking
@@ -294,8 +303,10 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	r := &rig{t: t, id: randomHex(8), token: "faults-token-" + randomHex(12), log: &lineLog{next: suiteLog}}
+	r := &rig{t: t, id: randomHex(8), token: "faults-token-" + randomHex(12), log: &lineLog{next: suiteLog},
+		webhookSecret: "faults-whsec-" + randomHex(12)}
 	data.pii.addSecret(r.token)
+	data.pii.addSecret(r.webhookSecret)
 	ctx := context.Background()
 
 	var err error
@@ -340,12 +351,12 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	if cfg.s3Front != nil {
 		endpoint = cfg.s3Front(endpoint)
 	}
-	tool := map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token}
+	tool := map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token, "SYSTEM_B_WEBHOOK_SECRET": r.webhookSecret}
 	forced := map[string]string{"AWS_ENDPOINT_URL_S3": endpoint, rigEnvKey: r.id}
 	maps.Copy(forced, cfg.forced)
 	r.fns = sandbox.Set{}
 	declared := map[string]bool{}
-	for _, id := range []string{lookupFn, syncFn, reconcileFn} {
+	for _, id := range rigFunctions {
 		f, _ := tpl.Function(id)
 		for k := range f.Environment {
 			declared[k] = true
