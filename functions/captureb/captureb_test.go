@@ -181,7 +181,7 @@ func deadProducer(t *testing.T) *kafka.Producer {
 	return p
 }
 
-func writeState(t *testing.T, s report.Store, st State) {
+func writeState(t testing.TB, s report.Store, st State) {
 	t.Helper()
 	b, _ := json.Marshal(st)
 	if _, err := s.PutIfAbsent(context.Background(), StateKey, strings.NewReader(string(b)), "application/json"); err != nil {

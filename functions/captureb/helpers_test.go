@@ -56,7 +56,7 @@ type rig struct {
 	now     time.Time
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	brokers := kafkatest.Broker(t, 3, changes.TopicSystemB).ListenAddrs()
 	p, err := kafka.NewProducer(kafka.Config{Brokers: brokers})
@@ -119,7 +119,7 @@ func eventID(rec *kgo.Record) string {
 }
 
 // signedDelivery builds a signed webhook request of System B at signedAt.
-func signedDelivery(t *testing.T, typ string, rec *merge.Record, signedAt time.Time, secret string) events.APIGatewayV2HTTPRequest {
+func signedDelivery(t testing.TB, typ string, rec *merge.Record, signedAt time.Time, secret string) events.APIGatewayV2HTTPRequest {
 	t.Helper()
 	body := []byte(`{"type":"` + typ + `","customer":`)
 	body = systemb.AppendCustomer(body, rec)
@@ -148,7 +148,7 @@ type fakeB struct {
 	queries []string // the updatedSince of every request
 }
 
-func (f *fakeB) serve(t *testing.T) *systemb.Client {
+func (f *fakeB) serve(t testing.TB) *systemb.Client {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
