@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -385,3 +386,63 @@ func TestEventFixtures(t *testing.T) {
 // localWebhookSecret is the local loop's (bsim.DefaultWebhookSecret; the
 // simulator is internal to cmd/local).
 const localWebhookSecret = "local-systemb-webhook-secret"
+
+// TestPollRepeatsNothing: the overlap makes every poll read the last
+// changes again; those already published (State.Recent) are not published
+// again, a new change is, and so is a change of the same second with other
+// values (another id).
+func TestPollRepeatsNothing(t *testing.T) {
+	r := newRig(t)
+	b := &fakeB{}
+	ada := customer("ada@example.com", "Leeds", t0.Add(-30*time.Second))
+	bob := customer("bob@example.com", "York", t0.Add(-20*time.Second))
+	b.set(ada, bob)
+	client := b.serve(t)
+	state := &report.FileStore{Dir: t.TempDir()}
+	writeState(t, state, State{Watermark: t0.Add(-time.Minute)})
+	p := r.poller(client, state)
+	steps := []struct {
+		name          string
+		change        func()
+		published     int
+		repeats       int
+		wantWatermark time.Time
+	}{
+		{"first", func() {}, 2, 0, bob.LastUpdated},
+		{"nothing new", func() {}, 0, 2, bob.LastUpdated},
+		{"a new change", func() {
+			cy := customer("cy@example.com", "Bath", t0.Add(-10*time.Second))
+			b.set(ada, bob, cy)
+		}, 1, 2, t0.Add(-10 * time.Second)},
+		{"same second, other values", func() {
+			bob2 := customer("bob@example.com", "Ripon", bob.LastUpdated)
+			b.set(ada, bob2, customer("cy@example.com", "Bath", t0.Add(-10*time.Second)))
+		}, 1, 2, t0.Add(-10 * time.Second)},
+	}
+	for _, s := range steps {
+		s.change()
+		sum, err := p.Poll(context.Background())
+		if err != nil || sum.Published != s.published || sum.Repeats != s.repeats || !sum.Watermark.Equal(s.wantWatermark) {
+			t.Errorf("%s: %+v, %v; want %d published, %d repeats, watermark %v", s.name, sum, err, s.published, s.repeats, s.wantWatermark)
+		}
+	}
+	if got := len(r.consume(t, 4)); got != 4 {
+		t.Errorf("%d records, want 4", got)
+	}
+}
+
+func TestRecentSince(t *testing.T) {
+	ids := map[string]time.Time{"old": t0.Add(-time.Hour), "edge": t0, "new": t0.Add(time.Second)}
+	got := recentSince(ids, t0)
+	if _, ok := got["old"]; ok || len(got) != 2 {
+		t.Errorf("recentSince = %v, want edge and new", got)
+	}
+	many := make(map[string]time.Time, MaxRecent+10)
+	for i := range MaxRecent + 10 {
+		many[strconv.Itoa(i)] = t0.Add(time.Duration(i) * time.Millisecond)
+	}
+	got = recentSince(many, t0)
+	if _, kept := got["9"]; kept || len(got) != MaxRecent {
+		t.Errorf("%d kept (the 10th oldest among them: %v), want the newest %d", len(got), kept, MaxRecent)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/changes"
@@ -68,7 +69,16 @@ type State struct {
 	PolledAt  time.Time `json:"polledAt"`
 	Published int       `json:"published"`
 	Skipped   int       `json:"skipped"`
+	// Recent maps the ids of the events published with a lastUpdated in the
+	// overlap (at or after Watermark minus the overlap) to that lastUpdated:
+	// the next poll reads them again and does not publish them again. At
+	// about MaxRecent; beyond it the oldest are forgotten (and republished
+	// with their ids, which consumers drop).
+	Recent map[string]time.Time `json:"recent,omitempty"`
 }
+
+// MaxRecent bounds State.Recent (about 50 bytes each in the state object).
+const MaxRecent = 100_000
 
 // Summary is what a poll returns (the invocation's result).
 type Summary struct {
@@ -77,6 +87,11 @@ type Summary struct {
 	FullList   bool      `json:"fullList"`
 	Published  int       `json:"published"`
 	BadRecords int       `json:"badRecords"`
+	// Repeats are the changes in the overlap already published by an
+	// earlier poll (State.Recent), not published again.
+	Repeats int `json:"repeats"`
+
+	recent map[string]time.Time // the next state's Recent, before pruning
 }
 
 // Poll runs one poll. On any failure (System B, the broker, the state
@@ -97,35 +112,38 @@ func (p *Poller) Poll(ctx context.Context) (Summary, error) {
 		overlap = DefaultOverlap
 	}
 	since := st.Watermark.Add(-overlap)
-	sum := Summary{Since: since, Watermark: st.Watermark}
+	sum := Summary{Since: since, Watermark: st.Watermark, recent: map[string]time.Time{}}
 	version := "poll:" + st.Watermark.UTC().Format(time.RFC3339Nano)
 
 	lctx, cancel := reserve(ctx) // the state write below keeps the reserve
 	defer cancel()
-	err = p.publishSince(lctx, since, version, &sum)
+	err = p.publishSince(lctx, since, version, st.Recent, &sum)
 	if errors.Is(err, systemb.ErrUpdatedSinceUnsupported) && sum.Published == 0 && sum.BadRecords == 0 {
 		p.Log.InfoContext(ctx, "System B does not support updatedSince (API v1.1): listing all customers and comparing with the watermark")
 		sum.FullList = true
-		err = p.publishSince(lctx, time.Time{}, version, &sum)
+		err = p.publishSince(lctx, time.Time{}, version, st.Recent, &sum)
 	}
 	if err != nil {
 		p.Log.ErrorContext(ctx, "System B poll failed: the watermark stays", "err", err.Error(), "published", sum.Published,
 			"kind", string(merge.ErrorKindOf(err)))
 		return sum, fmt.Errorf("captureb: poll since %s: %w", since.Format(time.RFC3339), err)
 	}
-	next := State{Watermark: sum.Watermark, FullList: sum.FullList, PolledAt: p.Now().UTC(), Published: sum.Published, Skipped: sum.BadRecords}
+	next := State{Watermark: sum.Watermark, FullList: sum.FullList, PolledAt: p.Now().UTC(), Published: sum.Published, Skipped: sum.BadRecords,
+		Recent: recentSince(sum.recent, sum.Watermark.Add(-overlap))}
 	if err := p.writeState(ctx, next, tag); err != nil {
 		return sum, err
 	}
-	p.Log.InfoContext(ctx, "System B poll complete", "published", sum.Published, "badRecords", sum.BadRecords,
+	p.Log.InfoContext(ctx, "System B poll complete", "published", sum.Published, "repeats", sum.Repeats, "badRecords", sum.BadRecords,
 		"fullList", sum.FullList, "watermark", sum.Watermark.UTC().Format(time.RFC3339Nano))
 	return sum, nil
 }
 
 // publishSince lists the customers from since (all when zero, keeping
-// those at or after sum.Since) and publishes them in batches; it raises
-// sum.Watermark to the newest lastUpdated published.
-func (p *Poller) publishSince(ctx context.Context, since time.Time, version string, sum *Summary) error {
+// those at or after sum.Since) and publishes them in batches, but for the
+// ids in seen (published by an earlier poll); it raises sum.Watermark to
+// the newest lastUpdated published and records every id read in
+// sum.recent.
+func (p *Poller) publishSince(ctx context.Context, since time.Time, version string, seen map[string]time.Time, sum *Summary) error {
 	pager := p.SystemB.ListSince(ctx, pageSize, since)
 	defer pager.Close()
 	batch := make([]changes.Event, 0, publishBatch)
@@ -159,6 +177,11 @@ func (p *Poller) publishSince(ctx context.Context, since time.Time, version stri
 			// The codec already required a valid email: a broken invariant.
 			return fmt.Errorf("build event: %w", err)
 		}
+		sum.recent[ev.ID] = r.LastUpdated
+		if _, ok := seen[ev.ID]; ok {
+			sum.Repeats++
+			continue
+		}
 		batch = append(batch, ev)
 		if r.LastUpdated.After(newest) {
 			newest = r.LastUpdated
@@ -177,6 +200,32 @@ func (p *Poller) publishSince(ctx context.Context, since time.Time, version stri
 	}
 	sum.Watermark = newest
 	return nil
+}
+
+// recentSince keeps the ids whose lastUpdated is at or after from, the
+// newest MaxRecent of them.
+func recentSince(ids map[string]time.Time, from time.Time) map[string]time.Time {
+	out := make(map[string]time.Time, len(ids))
+	for id, lu := range ids {
+		if !lu.Before(from) {
+			out[id] = lu
+		}
+	}
+	if len(out) <= MaxRecent {
+		return out
+	}
+	ts := make([]time.Time, 0, len(out))
+	for _, lu := range out {
+		ts = append(ts, lu)
+	}
+	slices.SortFunc(ts, func(a, b time.Time) int { return b.Compare(a) })
+	cut := ts[MaxRecent-1]
+	for id, lu := range out {
+		if lu.Before(cut) {
+			delete(out, id)
+		}
+	}
+	return out
 }
 
 // readState reads the state and its tag; a first poll (no state) starts
