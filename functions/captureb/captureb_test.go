@@ -446,3 +446,20 @@ func TestRecentSince(t *testing.T) {
 		t.Errorf("%d kept (the 10th oldest among them: %v), want the newest %d", len(got), kept, MaxRecent)
 	}
 }
+
+// TestClip: a delivery id from the request is bounded, without control
+// characters, valid UTF-8 (it goes into the event's source.version).
+func TestClip(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"short", "d-1", "d-1"},
+		{"control characters dropped", "d-1\r\nX: y", "d-1X: y"},
+		{"long, cut on a rune", strings.Repeat("a", 63) + "é-and-more", strings.Repeat("a", 63)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := clip(tt.in); got != tt.want {
+				t.Errorf("clip(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}

@@ -209,7 +209,7 @@ func clip(s string) string {
 		return r
 	}, s)
 	if len(s) > 64 {
-		return s[:64]
+		s = s[:64]
 	}
-	return s
+	return strings.ToValidUTF8(s, "")
 }
