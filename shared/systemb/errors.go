@@ -40,6 +40,11 @@ var (
 	// (invalid JSON, a wrong type, a missing or unparsable lastUpdated).
 	// Nothing of such a document is used. Kind merge.ErrBadData.
 	ErrBadData error = &sentinel{"systemb: data breaks the System B contract", merge.ErrBadData}
+
+	// ErrUpdatedSinceUnsupported: System B answered 400 to the first page
+	// of a ListSince: it implements API v1 without the v1.1 parameter
+	// updatedSince. List all instead. Kind merge.ErrInvalid.
+	ErrUpdatedSinceUnsupported error = &sentinel{"systemb: System B does not support updatedSince (API v1.1)", merge.ErrInvalid}
 )
 
 // sentinel is an error of this package that unwraps to its kind.
