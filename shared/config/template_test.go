@@ -179,7 +179,9 @@ func TestTemplateAlarmsWatchEmittedMetrics(t *testing.T) {
 		emf.SnapshotRefreshFailures, emf.SnapshotRejectedOlder, emf.ReconcileCustomers, emf.ReconcileOutOfSync,
 		emf.ReconcileIncomplete, emf.ReconcileBadRecordsSystemA, emf.ReconcileBadRecordsSystemB,
 		emf.CaptureAPublishedCreates, emf.CaptureAPublishedUpdates, emf.CaptureAPublishedDeletes, emf.CaptureDuration,
-		emf.CaptureFailures, emf.CaptureRejectedOlder, emf.CaptureBadRecordsSystemA,
+		emf.CaptureFailures, emf.CaptureRejectedOlder, emf.CaptureBadRecordsSystemA, emf.CaptureLag,
+		emf.CaptureBPublishedCreates, emf.CaptureBPublishedUpdates, emf.CaptureBPublishedDeletes,
+		emf.CaptureBadRecordsSystemB, emf.CaptureWebhookRejected, emf.CaptureWebhookFailed,
 	}
 	if v := node(root, "Globals", "Function", "Environment", "Variables", config.EnvMetricsNamespace); v == nil || v.Tag != "!Ref" || v.Value != "MetricsNamespace" {
 		t.Fatalf("Globals set %s from %s, want !Ref MetricsNamespace", config.EnvMetricsNamespace, value(v))
