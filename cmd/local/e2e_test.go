@@ -170,6 +170,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("start-lambda", func(t *testing.T) { testStartLambda(t, s) })
 	t.Run("schedule writes the report", func(t *testing.T) { testSchedule(t, s) })
 	t.Run("a killed function comes back", func(t *testing.T) { testCrashRecovery(t, s) })
+	t.Run("a System B change reaches Kafka", func(t *testing.T) { testSystemBChangeOnKafka(t, s) })
 	// Last: its commands change System B's data.
 	t.Run("banner commands work as printed", func(t *testing.T) { testBanner(t, s) })
 }
@@ -284,6 +285,12 @@ func testFixtures(t *testing.T, s *stack) {
 		"capturea-current-version.json": {0, `"status":"duplicate"`, false},
 		"capturea-object-created.json":  {0, "", true},
 		"capturea-not-s3.json":          {0, "", true},
+		// Signed on 2026-12-01 09:00 UTC: a replay now (functions/captureb
+		// runs them at their time).
+		"captureb-webhook-updated.json":       {401, "tolerance", false},
+		"captureb-webhook-deleted.json":       {401, "tolerance", false},
+		"captureb-webhook-bad-signature.json": {401, "", false},
+		"captureb-poll-scheduler.json":        {0, `"published":`, false},
 	}
 	files, err := filepath.Glob(filepath.Join(repoRoot, "events", "*.json"))
 	if err != nil || len(files) == 0 {
@@ -297,10 +304,15 @@ func testFixtures(t *testing.T, s *stack) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			prefix, _, _ := strings.Cut(name, "-")
+			prefix, rest, _ := strings.Cut(name, "-")
+			id := prefix + "Function"
+			if prefix == "captureb" { // two functions: CaptureBWebhookFunction, CaptureBPollFunction
+				mode, _, _ := strings.Cut(rest, "-")
+				id = "CaptureB" + mode + "Function"
+			}
 			fn := ""
 			for _, f := range loadFunctions(t, filepath.Join(repoRoot, "template.yaml")) {
-				if strings.EqualFold(f.LogicalID, prefix+"Function") {
+				if strings.EqualFold(f.LogicalID, id) {
 					fn = f.LogicalID
 				}
 			}

@@ -42,7 +42,11 @@ const (
 	EnvKafkaTLS               = "KAFKA_TLS"
 	EnvKafkaSASLSecretARN     = "KAFKA_SASL_SECRET_ARN"
 	EnvCaptureAFirstRun       = "CAPTURE_A_FIRST_RUN"
-	EnvWriteBack              = "WRITE_BACK"
+	// EnvSystemBWebhookSecret is the webhook signing secret itself (local
+	// use); EnvSystemBWebhookSecretARN names it in Secrets Manager (AWS).
+	EnvSystemBWebhookSecret    = "SYSTEM_B_WEBHOOK_SECRET"
+	EnvSystemBWebhookSecretARN = "SYSTEM_B_WEBHOOK_SECRET_ARN"
+	EnvWriteBack               = "WRITE_BACK"
 )
 
 // Settings lists every setting the functions read, for tests that check the
@@ -53,7 +57,8 @@ var Settings = []string{
 	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvReconcileLeaseSeconds, EnvMergeRules,
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 	EnvKafkaBootstrapServers, EnvKafkaAuth, EnvKafkaTLS, EnvKafkaSASLSecretARN,
-	EnvCaptureAFirstRun, EnvWriteBack,
+	EnvCaptureAFirstRun,
+	EnvSystemBWebhookSecret, EnvSystemBWebhookSecretARN, EnvWriteBack,
 }
 
 // MaxReconcileLease bounds RECONCILE_LEASE_SECONDS (exclusive): Lambda
@@ -87,6 +92,12 @@ type Config struct {
 	SnapshotRefreshReserve time.Duration
 	// Kafka is where change events go; read only when Need.Kafka.
 	Kafka Kafka
+	// WebhookSecret is System B's webhook signing secret (local use; a
+	// comma separates the current and the previous one during a rotation);
+	// WebhookSecretARN names it in Secrets Manager (AWS use). One of them is
+	// required when Need.Webhook.
+	WebhookSecret    string
+	WebhookSecretARN string
 
 	// SnapshotRefreshTimeout bounds one snapshot refresh (stat, download,
 	// validation), which runs on its own, outliving the request that started it.
@@ -112,6 +123,9 @@ type Kafka struct {
 type Need struct {
 	Report bool // REPORT_URI is required (reconcile)
 	Kafka  bool // KAFKA_BOOTSTRAP_SERVERS is required (change capture, sync worker)
+	// Webhook: SYSTEM_B_WEBHOOK_SECRET or SYSTEM_B_WEBHOOK_SECRET_ARN is
+	// required (System B's webhook receiver).
+	Webhook bool
 }
 
 // Load reads the configuration through getenv (os.Getenv in main).
@@ -132,6 +146,8 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		MetricsNamespace: get(EnvMetricsNamespace),
 		LogLevel:         get(EnvLogLevel),
 		LogHashKey:       get(EnvLogHashKey),
+		WebhookSecret:    get(EnvSystemBWebhookSecret),
+		WebhookSecretARN: get(EnvSystemBWebhookSecretARN),
 	}
 	if _, err := location.Parse(EnvSnapshotURI, c.SnapshotURI, location.Object); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
@@ -176,6 +192,13 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	}
 	if c.WriteBack, err = writeback.ParseMode(get(EnvWriteBack)); err != nil {
 		bad(EnvWriteBack, "%v", err)
+	}
+	if need.Webhook {
+		if c.WebhookSecret == "" && c.WebhookSecretARN == "" {
+			bad(EnvSystemBWebhookSecretARN, "one of %s or %s is required", EnvSystemBWebhookSecret, EnvSystemBWebhookSecretARN)
+		} else if c.WebhookSecret == "" && !strings.HasPrefix(c.WebhookSecretARN, "arn:") {
+			bad(EnvSystemBWebhookSecretARN, "want a Secrets Manager ARN (arn:aws:secretsmanager:...)")
+		}
 	}
 	if need.Kafka {
 		if err := c.Kafka.load(get); err != nil {

@@ -30,6 +30,7 @@ func valid() map[string]string {
 		config.EnvLogLevel:              "",
 		config.EnvSystemBTimeoutMS:      "",
 		config.EnvKafkaBootstrapServers: "b-1.msk.example.com:9098,b-2.msk.example.com:9098",
+		config.EnvSystemBWebhookSecret:  "whsec-local",
 	}
 }
 
@@ -191,7 +192,7 @@ func TestSettingsListsWhatLoadReads(t *testing.T) {
 	read := map[string]bool{}
 	m := valid()
 	getenv := func(k string) string { read[k] = true; return m[k] }
-	if _, err := config.Load(getenv, config.Need{Report: true, Kafka: true}); err != nil {
+	if _, err := config.Load(getenv, config.Need{Report: true, Kafka: true, Webhook: true}); err != nil {
 		t.Fatal(err)
 	}
 	for k := range read {
@@ -262,5 +263,34 @@ func TestLoadKafka(t *testing.T) {
 	m[config.EnvKafkaBootstrapServers] = ""
 	if _, err := config.Load(env(m), config.Need{}); err != nil {
 		t.Errorf("a function that does not need Kafka refused its missing settings: %v", err)
+	}
+}
+
+func TestLoadWebhookSecret(t *testing.T) {
+	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ucs-systemb-webhook"
+	tests := []struct {
+		name    string
+		set     map[string]string
+		need    bool
+		wantErr bool
+	}{
+		{"the secret itself", nil, true, false},
+		{"its ARN", map[string]string{config.EnvSystemBWebhookSecret: "", config.EnvSystemBWebhookSecretARN: arn}, true, false},
+		{"neither", map[string]string{config.EnvSystemBWebhookSecret: ""}, true, true},
+		{"not an ARN", map[string]string{config.EnvSystemBWebhookSecret: "", config.EnvSystemBWebhookSecretARN: "ucs-systemb-webhook"}, true, true},
+		{"neither, not needed", map[string]string{config.EnvSystemBWebhookSecret: ""}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := valid()
+			maps.Copy(m, tt.set)
+			_, err := config.Load(env(m), config.Need{Webhook: tt.need})
+			if tt.wantErr != (err != nil) {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && (!errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), config.EnvSystemBWebhookSecretARN)) {
+				t.Errorf("err = %v, want one naming %s", err, config.EnvSystemBWebhookSecretARN)
+			}
+		})
 	}
 }

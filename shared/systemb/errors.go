@@ -52,6 +52,11 @@ var (
 	// does. Kind merge.ErrInvalid (a configuration that cannot work; no
 	// retry helps).
 	ErrNotSupported error = &sentinel{"systemb: System B does not support PATCH (API v1.1)", merge.ErrInvalid}
+
+	// ErrUpdatedSinceUnsupported: System B answered 400 to the first page
+	// of a ListSince: it implements API v1 without the v1.1 parameter
+	// updatedSince. List all instead. Kind merge.ErrInvalid.
+	ErrUpdatedSinceUnsupported error = &sentinel{"systemb: System B does not support updatedSince (API v1.1)", merge.ErrInvalid}
 )
 
 // sentinel is an error of this package that unwraps to its kind.

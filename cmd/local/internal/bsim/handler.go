@@ -41,6 +41,9 @@ const AdminHelp = `System B simulator admin endpoints (no token needed):
   GET  /_sim/stats    request counters, as JSON
   GET  /_sim/stats/patches?email=E
                       PATCHes applied to customer E, as {"patches":N}
+  GET  /_sim/webhook  where change notifications go, and their counters
+  PUT  /_sim/webhook  {"url":"http://127.0.0.1:3000/webhooks/system-b","secret":"..."}
+                      (an empty url stops them; the secret defaults to the local one)
 `
 
 const cursorPrefix = "v1:"
@@ -217,6 +220,20 @@ func (s *Sim) serveList(w http.ResponseWriter, r *http.Request, f Faults) {
 		}
 		limit = n
 	}
+	var since int64
+	hasSince := false
+	if v, ok := q["updatedSince"]; ok {
+		if s.v1Only {
+			writeProblem(w, http.StatusBadRequest, "unknown query parameter updatedSince (this System B implements API v1)")
+			return
+		}
+		t, err := time.Parse(time.RFC3339Nano, v[0])
+		if len(v) != 1 || err != nil {
+			writeProblem(w, http.StatusBadRequest, "updatedSince must be one RFC 3339 time")
+			return
+		}
+		since, hasSince = t.UnixNano(), true
+	}
 	after, hasCursor := "", false
 	if v, ok := q["cursor"]; ok && (len(v) != 1 || v[0] != "") { // "cursor=" is the first page
 		c, err := decodeCursor(v)
@@ -235,21 +252,28 @@ func (s *Sim) serveList(w http.ResponseWriter, r *http.Request, f Faults) {
 	if found && hasCursor {
 		i++
 	}
-	end := min(i+limit, len(s.entries))
 	badKey := ""
 	if f.BadItem != "" {
 		badKey = merge.Key(f.BadItem)
 	}
-	for k := i; k < end; k++ {
-		if k > i {
-			buf = append(buf, ',')
-		}
-		if badKey != "" && s.entries[k].key == badKey {
-			s.stats.injected.Add(1)
-			buf = append(buf, breakLastUpdated(s.entries[k].doc)...)
+	// end is after the last entry looked at: limit of them, or with
+	// updatedSince the first limit changed ones (scanning past the others).
+	end, n := i, 0
+	for ; end < len(s.entries) && n < limit; end++ {
+		e := &s.entries[end]
+		if hasSince && e.updated < since {
 			continue
 		}
-		buf = append(buf, s.entries[k].doc...)
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		n++
+		if badKey != "" && e.key == badKey {
+			s.stats.injected.Add(1)
+			buf = append(buf, breakLastUpdated(e.doc)...)
+			continue
+		}
+		buf = append(buf, e.doc...)
 	}
 	buf = append(buf, `],"nextCursor":`...)
 	if end < len(s.entries) {
@@ -400,7 +424,7 @@ func (s *Sim) write(key, email string, body []byte, patch bool, ifMatch string, 
 		return http.StatusBadRequest, nil, 0, "the email in the body does not match the path"
 	}
 	stored = systemb.AppendCustomer(nil, rec)
-	rev, created := s.put(key, stored)
+	rev, created := s.put(key, stored, rec.LastUpdated)
 	if patch {
 		if s.patches == nil {
 			s.patches = map[string]int64{}
@@ -520,6 +544,25 @@ func (s *Sim) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, struct {
 			Patches int64 `json:"patches"`
 		}{s.PatchCount(email)})
+	case "/_sim/webhook GET":
+		c := s.Webhook()
+		writeJSON(w, struct {
+			URL   string       `json:"url"`
+			Stats WebhookStats `json:"stats"`
+		}{c.URL, s.WebhookStats()}) // never the secret
+	case "/_sim/webhook PUT":
+		var c WebhookConfig
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			writeProblem(w, http.StatusBadRequest, "bsim: webhook: want {\"url\": ..., \"secret\": ...}: "+err.Error())
+			return
+		}
+		if err := s.SetWebhook(c); err != nil {
+			writeProblem(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	default:
 		writeProblem(w, http.StatusNotFound, "no such admin endpoint; GET /_sim/ lists them")
 	}
