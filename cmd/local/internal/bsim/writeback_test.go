@@ -458,8 +458,8 @@ func (w *wrapped) Patch(ctx context.Context, email, etag string, values *merge.R
 }
 
 // TestWriteBackEdges: a customer deleted between the read and the PATCH,
-// a System B that sends no ETag, one that stores other values than
-// written.
+// a System B that sends no ETag, one that is down, one that stores other
+// values than written.
 func TestWriteBackEdges(t *testing.T) {
 	a := wbRecord(t, wbTimeA, "loyaltyTier", "platinum")
 	tests := []struct {
@@ -477,6 +477,12 @@ func TestWriteBackEdges(t *testing.T) {
 		{"no ETag: no unconditional write", func(e *wbEnv, _ *testing.T) *wrapped {
 			return &wrapped{SystemB: e.client, afterRead: func(r *merge.Record, _ string) (*merge.Record, string) { return r, "" }}
 		}, merge.ErrInvalid, 0},
+		{"System B down: unavailable, the event is retried later", func(e *wbEnv, t *testing.T) *wrapped {
+			if err := e.sim.SetFaults(bsim.Faults{Down: true}); err != nil {
+				t.Fatal(err)
+			}
+			return &wrapped{SystemB: e.client}
+		}, merge.ErrUnavailable, 0},
 		{"System B stores another value: fails rather than loops", func(e *wbEnv, _ *testing.T) *wrapped {
 			return &wrapped{SystemB: e.client, stored: func(r *merge.Record) *merge.Record {
 				r.Values[merge.FieldLoyaltyTier] = "platinum-plus"
