@@ -173,12 +173,13 @@ func PlanOf(res *merge.Result) Plan {
 // Apply carries out the decision res (the merge made for event ev of the
 // customer with join key key): it publishes the corrections for System A
 // and writes System A's winning values to System B (see the package
-// comment). It does nothing when Mode is not ModeSystemB. It is idempotent.
+// comment). It does nothing when Mode is not ModeSystemB (or w is nil). It
+// is idempotent.
 // Errors carry the kinds of merge: ErrUnavailable (a system or the broker
 // down, ErrConflict), ErrInvalid (a System B without API v1.1, no ETag, a
 // Writer without its parts), ErrUnauthorized, ErrBadData.
 func (w *Writer) Apply(ctx context.Context, key string, res merge.Result, ev changes.Event) error {
-	if w.Mode != ModeSystemB {
+	if w == nil || w.Mode != ModeSystemB {
 		return nil
 	}
 	if w.SystemB == nil || w.Publisher == nil {

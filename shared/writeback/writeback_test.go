@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/changes"
+	"github.com/acme/unified-customer-service/shared/kafka"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/systemb"
 	"github.com/acme/unified-customer-service/shared/writeback"
@@ -201,6 +202,21 @@ func TestApplyNeedsItsParts(t *testing.T) {
 				t.Errorf("mode %q: %v", m, err)
 			}
 		}
+		var none *writeback.Writer
+		if err := none.Apply(context.Background(), ev.Key, res, ev); err != nil {
+			t.Errorf("nil Writer: %v", err)
+		}
+	})
+	t.Run("a key that is not the customer's join key is invalid", func(t *testing.T) {
+		w := &writeback.Writer{Mode: writeback.ModeSystemB, SystemB: unusedSystemB{t}, Publisher: unusedPublisher{t}}
+		for _, key := range []string{"", "Ada@Example.com", "bob@example.com"} {
+			if err := w.Apply(context.Background(), key, res, ev); !errors.Is(err, merge.ErrInvalid) {
+				t.Errorf("key %q: err = %v, want kind invalid", key, err)
+			}
+		}
+		if err := w.Apply(context.Background(), ev.Key, res, changes.Event{Key: ev.Key}); !errors.Is(err, merge.ErrInvalid) {
+			t.Errorf("an event without id: err = %v, want kind invalid", err)
+		}
 	})
 	t.Run("systemB without a client or a publisher is invalid", func(t *testing.T) {
 		err := (&writeback.Writer{Mode: writeback.ModeSystemB}).Apply(context.Background(), ev.Key, res, ev)
@@ -208,4 +224,25 @@ func TestApplyNeedsItsParts(t *testing.T) {
 			t.Errorf("err = %v, want kind invalid", err)
 		}
 	})
+}
+
+// unusedSystemB and unusedPublisher fail the test when called: the Apply
+// must refuse before any I/O.
+type unusedSystemB struct{ t *testing.T }
+
+func (u unusedSystemB) GetWithETag(context.Context, string) (*merge.Record, string, error) {
+	u.t.Error("System B read")
+	return nil, "", errors.New("unused")
+}
+
+func (u unusedSystemB) Patch(context.Context, string, string, *merge.Record, systemb.FieldSet) (*merge.Record, string, error) {
+	u.t.Error("System B written")
+	return nil, "", errors.New("unused")
+}
+
+type unusedPublisher struct{ t *testing.T }
+
+func (u unusedPublisher) Send(context.Context, ...kafka.Message) error {
+	u.t.Error("correction published")
+	return errors.New("unused")
 }
