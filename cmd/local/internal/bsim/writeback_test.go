@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -507,5 +508,40 @@ func TestWriteBackEdges(t *testing.T) {
 				t.Errorf("metrics %v, want %d failure", e.metrics.n, wantFailures)
 			}
 		})
+	}
+}
+
+// TestWriteBackPatchRouteMissing: a v1 System B whose router has no PATCH
+// route answers 404 to it while its GET finds the customer: the write-back
+// reads again, tries at most MaxAttempts times and fails with kind
+// invalid, never endlessly.
+func TestWriteBackPatchRouteMissing(t *testing.T) {
+	a := wbRecord(t, wbTimeA, "loyaltyTier", "platinum")
+	e := newWBEnv(t, writeback.ModeSystemB, wbRecord(t, wbTimeB))
+	res, ev := e.decide(t, a)
+	var patches int
+	v1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			patches++
+			http.NotFound(w, r)
+			return
+		}
+		e.sim.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(v1.Close)
+	client, err := systemb.New(systemb.Config{BaseURL: v1.URL, Token: systemb.StaticToken(wbToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.w.SystemB = client
+	err = e.w.Apply(context.Background(), ev.Key, res, ev)
+	if merge.ErrorKindOf(err) != merge.ErrInvalid || !errors.Is(err, systemb.ErrNotFound) {
+		t.Fatalf("Apply = %v, want kind invalid naming the 404", err)
+	}
+	if patches != writeback.DefaultMaxAttempts {
+		t.Errorf("%d PATCHes, want %d", patches, writeback.DefaultMaxAttempts)
+	}
+	if e.metrics.get(writeback.MetricFailures) != 1 {
+		t.Errorf("metrics %v, want one failure", e.metrics.n)
 	}
 }
