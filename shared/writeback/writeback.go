@@ -131,7 +131,7 @@ type Publisher interface {
 type Writer struct {
 	SystemB   SystemB
 	Publisher Publisher // the corrections' producer; required when Mode is ModeSystemB
-	Mode      Mode      // ModeOff (or empty): Apply does nothing
+	Mode      Mode      // anything but ModeSystemB (ModeOff, empty): Apply does nothing
 	Log       *slog.Logger
 	Metrics   emf.Recorder
 	Now       func() time.Time // the corrections' decidedAt; time.Now when nil
