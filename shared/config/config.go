@@ -18,6 +18,7 @@ import (
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
+	"github.com/acme/unified-customer-service/shared/writeback"
 )
 
 // The settings, by environment variable name.
@@ -45,6 +46,7 @@ const (
 	// use); EnvSystemBWebhookSecretARN names it in Secrets Manager (AWS).
 	EnvSystemBWebhookSecret    = "SYSTEM_B_WEBHOOK_SECRET"
 	EnvSystemBWebhookSecretARN = "SYSTEM_B_WEBHOOK_SECRET_ARN"
+	EnvWriteBack               = "WRITE_BACK"
 )
 
 // Settings lists every setting the functions read, for tests that check the
@@ -56,7 +58,7 @@ var Settings = []string{
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 	EnvKafkaBootstrapServers, EnvKafkaAuth, EnvKafkaTLS, EnvKafkaSASLSecretARN,
 	EnvCaptureAFirstRun,
-	EnvSystemBWebhookSecret, EnvSystemBWebhookSecretARN,
+	EnvSystemBWebhookSecret, EnvSystemBWebhookSecretARN, EnvWriteBack,
 }
 
 // MaxReconcileLease bounds RECONCILE_LEASE_SECONDS (exclusive): Lambda
@@ -103,6 +105,9 @@ type Config struct {
 	// CaptureAFirstRun is what System A's capture does with no state yet
 	// (CAPTURE_A_FIRST_RUN: snapshot, the default, or baseline).
 	CaptureAFirstRun capturea.FirstRun
+	// WriteBack is the sync worker's write-back (WRITE_BACK: off, the
+	// default, or systemB).
+	WriteBack writeback.Mode
 }
 
 // Kafka is the Kafka connection of the functions that publish or consume
@@ -184,6 +189,9 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	}
 	if c.CaptureAFirstRun, err = capturea.ParseFirstRun(get(EnvCaptureAFirstRun)); err != nil {
 		bad(EnvCaptureAFirstRun, "%v", err)
+	}
+	if c.WriteBack, err = writeback.ParseMode(get(EnvWriteBack)); err != nil {
+		bad(EnvWriteBack, "%v", err)
 	}
 	if need.Webhook {
 		if c.WebhookSecret == "" && c.WebhookSecretARN == "" {

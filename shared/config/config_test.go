@@ -15,6 +15,7 @@ import (
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
+	"github.com/acme/unified-customer-service/shared/writeback"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -47,6 +48,25 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Rules.For(merge.FieldLoyaltyTier) != merge.RuleSystemA || c.Rules.For(merge.FieldPhone) != merge.RuleNewest {
 		t.Errorf("default rules = %s", c.Rules)
 	}
+	if c.WriteBack != writeback.ModeOff {
+		t.Errorf("default WriteBack = %q, want off (read-only)", c.WriteBack)
+	}
+}
+
+func TestLoadWriteBack(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  writeback.Mode
+	}{{"", writeback.ModeOff}, {"off", writeback.ModeOff}, {" systemB ", writeback.ModeSystemB}} {
+		t.Run(fmt.Sprintf("%q", tt.value), func(t *testing.T) {
+			m := valid()
+			m[config.EnvWriteBack] = tt.value
+			c, err := config.Load(env(m), config.Need{})
+			if err != nil || c.WriteBack != tt.want {
+				t.Errorf("Load = %q, %v; want %q", c.WriteBack, err, tt.want)
+			}
+		})
+	}
 }
 
 func TestLoadErrorsNameTheSetting(t *testing.T) {
@@ -71,6 +91,8 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 		{"negative refresh timeout", map[string]string{config.EnvSnapshotRefreshTimeout: "-1"}, config.Need{}, config.EnvSnapshotRefreshTimeout},
 		{"bad rules", map[string]string{config.EnvMergeRules: "phone=oldest"}, config.Need{}, config.EnvMergeRules},
 		{"bad log level", map[string]string{config.EnvLogLevel: "verbose"}, config.Need{}, config.EnvLogLevel},
+		{"unknown write-back", map[string]string{config.EnvWriteBack: "systemA"}, config.Need{}, config.EnvWriteBack},
+		{"write-back in the wrong case", map[string]string{config.EnvWriteBack: "systemb"}, config.Need{}, config.EnvWriteBack},
 		{"lease not a number", map[string]string{config.EnvReconcileLeaseSeconds: "30s"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
 		{"lease zero", map[string]string{config.EnvReconcileLeaseSeconds: "0"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
 		{"lease as long as Lambda's retry gap", map[string]string{config.EnvReconcileLeaseSeconds: "60"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},

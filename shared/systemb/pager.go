@@ -312,7 +312,7 @@ func (c *Client) fetchPage(ctx context.Context, limit int, since, cursor string,
 	if hasCursor {
 		q.Set("cursor", cursor)
 	}
-	attempts, err := c.fetch(ctx, OpList, c.base+"/customers?"+q.Encode(), c.cfg.MaxPageBytes, &dst.body)
+	attempts, err := c.fetch(ctx, OpList, c.base+"/customers?"+q.Encode(), c.cfg.MaxPageBytes, &dst.body, nil)
 	var e *Error
 	if since != "" && n == 1 && errors.As(err, &e) && e.Status == http.StatusBadRequest {
 		return &Error{Op: OpList, Status: e.Status, Attempts: e.Attempts, Err: ErrUpdatedSinceUnsupported, Cause: errors.New("the first page with updatedSince was refused")}

@@ -8,9 +8,14 @@
 //     updatedSince=<RFC 3339> only the customers whose lastUpdated is at or
 //     after it (unless Config.V1Only: then 400, as a v1 System B);
 //   - PUT, PATCH and DELETE /customers/{email}, so a user can change System
-//     B and watch a conflict appear (not part of the contract we read; PATCH
-//     overlays fields on the stored record; both stamp lastUpdated with Now
-//     unless the body gives one);
+//     B and watch a conflict appear; PATCH (API v1.1, the write-back's
+//     write) overlays fields on the stored record; both stamp lastUpdated
+//     with Now unless the body gives one;
+//   - API v1.1 optimistic concurrency: GET, PUT and PATCH of one customer
+//     answer a strong ETag that changes on every write; a PUT or PATCH with
+//     If-Match is refused with 412 when it does not match (without If-Match
+//     they are unconditional, for changes by hand); PATCHes are counted per
+//     customer (PatchCount, GET /_sim/stats/patches?email=...);
 //   - every API request needs "Authorization: Bearer <token>", else 401;
 //   - with SetWebhook, a signed POST of every change made through the API
 //     (created, updated, deleted) to a receiver, retried on non-2xx.
@@ -41,6 +46,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,7 +97,8 @@ type Config struct {
 type entry struct {
 	key     string
 	doc     []byte
-	updated int64 // lastUpdated, Unix nanoseconds (for updatedSince)
+	updated int64  // lastUpdated, Unix nanoseconds (for updatedSince)
+	rev     uint64 // the write that stored doc: the ETag
 }
 
 // Sim is a System B API v1 simulator. It is safe for concurrent use.
@@ -107,7 +114,9 @@ type Sim struct {
 	rand   func() float64
 
 	mu      sync.RWMutex
-	entries []entry // sorted by key, byte-wise; keys unique
+	entries []entry          // sorted by key, byte-wise; keys unique
+	rev     uint64           // the last revision given to a write
+	patches map[string]int64 // PATCHes answered 200, by key
 
 	faults faultBox
 	stats  counters
@@ -229,6 +238,10 @@ func (s *Sim) Load(r io.Reader) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for i := range entries {
+		s.rev++
+		entries[i].rev = s.rev
+	}
 	s.entries = mergeSorted(s.entries, entries)
 	return nil
 }
@@ -372,21 +385,33 @@ func (s *Sim) find(key string) (int, bool) {
 	return slices.BinarySearchFunc(s.entries, key, func(e entry, k string) int { return strings.Compare(e.key, k) })
 }
 
-// put stores doc under key; it reports whether the key was new. The
-// webhook notification is queued under the lock, so notifications follow
-// the order of the changes.
-func (s *Sim) put(key string, doc []byte, updated time.Time) (created bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// put stores doc under key as a new revision and returns it; it reports
+// whether the key was new. Caller holds mu for writing; the webhook
+// notification is queued under it, so notifications follow the order of
+// the changes.
+func (s *Sim) put(key string, doc []byte, updated time.Time) (rev uint64, created bool) {
+	s.rev++
 	i, ok := s.find(key)
 	if ok {
-		s.entries[i].doc, s.entries[i].updated = doc, updated.UnixNano()
+		s.entries[i].doc, s.entries[i].updated, s.entries[i].rev = doc, updated.UnixNano(), s.rev
 		s.notify(changeUpdated, doc)
-		return false
+		return s.rev, false
 	}
-	s.entries = slices.Insert(s.entries, i, entry{key: key, doc: doc, updated: updated.UnixNano()})
+	s.entries = slices.Insert(s.entries, i, entry{key: key, doc: doc, updated: updated.UnixNano(), rev: s.rev})
 	s.notify(changeCreated, doc)
-	return true
+	return s.rev, true
+}
+
+// ETag renders revision rev as a strong entity tag.
+func ETag(rev uint64) string { return `"r` + strconv.FormatUint(rev, 10) + `"` }
+
+// PatchCount returns how many PATCHes of the customer with the given email
+// (matched by merge.Key) the simulator applied (answered 200) since it
+// started or its stats were last reset.
+func (s *Sim) PatchCount(email string) int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.patches[merge.Key(email)]
 }
 
 // remove deletes key; it reports whether it was there.
