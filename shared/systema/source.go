@@ -30,6 +30,7 @@ type Version struct {
 	Size         int64     // bytes
 	LastModified time.Time // object (or file) modification time
 	ExportedAt   time.Time // snapshot_meta exported_at; zero until validated
+	Manifest     Manifest  // the object's manifest metadata; zero when it has none
 }
 
 // Same reports whether v and o name the same object version: the same
@@ -54,8 +55,8 @@ func (v Version) String() string {
 }
 
 // Source is where snapshots come from. It is deliberately small: Stat names
-// the current version, Fetch streams that exact version into dst. A later
-// implementation may read the object by HTTP range requests instead.
+// the current version, Fetch streams that exact version into dst. A Source
+// that is also a RangeReader can be read in place (range mode).
 type Source interface {
 	// Stat returns the current version of the snapshot; an error wrapping
 	// ErrNoSnapshot when there is none.

@@ -82,6 +82,15 @@ type Config struct {
 	// downloaded) and catches corrupt pages before anything is served;
 	// header, schema and column checks always run.
 	SkipIntegrityCheck bool
+	// Mode is how snapshots are read: ModeDownload (the default) or
+	// ModeRange (the Source must be a RangeReader).
+	Mode Mode
+	// CacheBytes bounds a range-mode snapshot's page cache; default
+	// DefaultCacheBytes.
+	CacheBytes int64
+	// RangeTimeout bounds one range read, retries included; default
+	// DefaultRangeTimeout.
+	RangeTimeout time.Duration
 }
 
 // Store serves the current validated snapshot of System A and keeps it up
@@ -136,6 +145,23 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
 		cfg.Dir = os.TempDir()
 	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ModeDownload
+	case ModeDownload:
+	case ModeRange:
+		if _, ok := cfg.Source.(RangeReader); !ok {
+			return nil, fmt.Errorf("systema: new store: range mode needs a Source that reads ranges, not %T", cfg.Source)
+		}
+	default:
+		return nil, fmt.Errorf("systema: new store: unknown mode %q", cfg.Mode)
+	}
+	if cfg.CacheBytes < 0 {
+		return nil, fmt.Errorf("systema: new store: CacheBytes %d is negative", cfg.CacheBytes)
+	}
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
@@ -144,6 +170,7 @@ func New(cfg Config) (*Store, error) {
 		{"RefreshEvery", &cfg.RefreshEvery, DefaultRefreshEvery},
 		{"RefreshReserve", &cfg.RefreshReserve, DefaultRefreshReserve},
 		{"RefreshTimeout", &cfg.RefreshTimeout, DefaultRefreshTimeout},
+		{"RangeTimeout", &cfg.RangeTimeout, DefaultRangeTimeout},
 	} {
 		if *d.v < 0 {
 			return nil, fmt.Errorf("systema: new store: %s %v is negative", d.name, *d.v)
@@ -274,7 +301,7 @@ func (s *Store) pinLocked() (*Snapshot, error) {
 
 // due reports whether a check should run. s.mu must be held.
 func (s *Store) due() bool {
-	return s.cur == nil || !s.checked || s.cfg.Now().Sub(s.lastCheck) >= s.cfg.RefreshEvery
+	return s.cur == nil || !s.checked || s.cfg.Now().Sub(s.lastCheck) >= s.cfg.RefreshEvery || s.cur.broken()
 }
 
 // takeEndedLocked returns the refresh if it has ended, for its report,
@@ -391,8 +418,16 @@ func (s *Store) load(ctx context.Context, serving *Version) (*snapshot, Version,
 	}
 }
 
-// fetch downloads v to a new file in Dir and validates it.
+// fetch opens v: in range mode in place, else downloaded to a new file in
+// Dir; either way validated.
 func (s *Store) fetch(ctx context.Context, v Version) (_ *snapshot, err error) {
+	if s.cfg.Mode == ModeRange {
+		snap, err := openRange(ctx, s.base, s.cfg.Source.(RangeReader), v, s.cfg.CacheBytes, s.cfg.RangeTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("systema: snapshot %s: %w", v, err)
+		}
+		return snap, nil
+	}
 	f, err := os.CreateTemp(s.cfg.Dir, filePattern)
 	if err != nil {
 		return nil, fmt.Errorf("systema: snapshot file: %w", err)
@@ -411,6 +446,9 @@ func (s *Store) fetch(ctx context.Context, v Version) (_ *snapshot, err error) {
 	}
 	if err = s.cfg.Source.Fetch(ctx, v, f); err != nil {
 		return nil, err
+	}
+	if err = v.Manifest.checkSum(f); err != nil {
+		return nil, fmt.Errorf("systema: snapshot %s: %w", v, err)
 	}
 	snap, err := openSnapshot(ctx, path, v, openOptions{integrityCheck: !s.cfg.SkipIntegrityCheck})
 	if err != nil {

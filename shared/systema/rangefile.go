@@ -1,0 +1,412 @@
+package systema
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"modernc.org/sqlite/vfs"
+)
+
+// RangeReader is a Source whose versions can also be read in place, by byte
+// range (range mode): the Store then opens a snapshot on the object itself
+// instead of downloading it. S3Source is one.
+type RangeReader interface {
+	Source
+	// ReadRange returns bytes [off, off+n) of version v, exactly: a read of
+	// another version fails wrapping ErrChanged, never mixes bytes.
+	ReadRange(ctx context.Context, v Version, off, n int64) (io.ReadCloser, error)
+}
+
+// DefaultCacheBytes bounds a range-mode snapshot's page cache unless
+// Config.CacheBytes says otherwise (SNAPSHOT_CACHE_MB's default).
+const DefaultCacheBytes = 32 << 20
+
+// DefaultRangeTimeout bounds one range read (the SDK's retries included)
+// unless Config.RangeTimeout says otherwise: SQLite's read callback has no
+// context of its own, so a read cannot be cancelled by the request.
+const DefaultRangeTimeout = 10 * time.Second
+
+// headBytes is what a range-mode open reads first: the largest SQLite page
+// (so the header and page 1 come in one request whatever the page size),
+// and with the default 4 KiB page size the schema and snapshot_meta pages
+// that the validation reads next.
+const headBytes = 64 << 10
+
+// maxWindowFraction bounds readahead to this fraction of the cache: a
+// window never evicts the pages it just brought.
+const maxWindowFraction = 4
+
+// readHeads is how many sequential streams one open file follows at once
+// (a scan's leaf pages, the interior pages it goes back to, ...).
+const readHeads = 4
+
+// RangeStats counts a range-mode snapshot's reads, for metrics and
+// benchmarks.
+type RangeStats struct {
+	Requests    int64 // range reads sent to the source (successful or not)
+	Bytes       int64 // bytes received
+	CacheHits   int64 // pages served from the page cache
+	CacheMisses int64 // pages that had to be read
+}
+
+// remote is one pinned object version read by ranges. Every connection of
+// the snapshot opens its own rangeFile on it; they share the page cache and
+// the counters.
+type remote struct {
+	src      RangeReader
+	v        Version
+	pageSize int64
+	pages    int64 // size / pageSize
+	maxWin   int64 // readahead cap, in pages
+	timeout  time.Duration
+	base     context.Context // cancelled when the Store closes
+
+	cache *pageCache
+	stats struct{ requests, bytes, hits, misses atomic.Int64 }
+
+	mu      sync.Mutex
+	lastErr error // the last read failure (SQLite sees only "I/O error")
+	changed error // set once the version changed under us: every read fails
+}
+
+// newRemote reads the head of version v and returns its remote. The head
+// gives the page size; the rest is read on demand.
+func newRemote(ctx, base context.Context, src RangeReader, v Version, cacheBytes int64, timeout time.Duration) (*remote, []byte, error) {
+	if v.Size < 100 {
+		return nil, nil, fmt.Errorf("%w: not an SQLite database (%d bytes, shorter than its header)", ErrInvalidSnapshot, v.Size)
+	}
+	r := &remote{src: src, v: v, timeout: timeout, base: base}
+	head := make([]byte, min(headBytes, v.Size))
+	if err := r.read(ctx, 0, [][]byte{head}); err != nil {
+		return nil, nil, err
+	}
+	ps, err := headerPageSize(head)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.pageSize, r.pages = ps, v.Size/ps
+	capPages := max(cacheBytes/ps, 16)
+	r.cache = newPageCache(int(capPages))
+	r.maxWin = max(capPages/maxWindowFraction, 1)
+	for i := int64(0); (i+1)*ps <= int64(len(head)); i++ {
+		r.cache.put(i, head[i*ps:(i+1)*ps:(i+1)*ps])
+	}
+	return r, head, nil
+}
+
+// Stats returns the counters so far.
+func (r *remote) Stats() RangeStats {
+	return RangeStats{
+		Requests: r.stats.requests.Load(), Bytes: r.stats.bytes.Load(),
+		CacheHits: r.stats.hits.Load(), CacheMisses: r.stats.misses.Load(),
+	}
+}
+
+// failure returns the last read error and whether the version changed
+// (then every later read fails too).
+func (r *remote) failure() (last error, changed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastErr, r.changed != nil
+}
+
+// read fills bufs, consecutive, from offset off with one range read.
+func (r *remote) read(ctx context.Context, off int64, bufs [][]byte) error {
+	r.mu.Lock()
+	changed := r.changed
+	r.mu.Unlock()
+	if changed != nil {
+		return changed
+	}
+	var n int64
+	for _, b := range bufs {
+		n += int64(len(b))
+	}
+	r.stats.requests.Add(1)
+	err := r.readRange(ctx, off, n, bufs)
+	if err != nil {
+		r.mu.Lock()
+		r.lastErr = err
+		if errors.Is(err, ErrChanged) && r.changed == nil {
+			r.changed = err
+		}
+		r.mu.Unlock()
+	}
+	return err
+}
+
+func (r *remote) readRange(ctx context.Context, off, n int64, bufs [][]byte) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	body, err := r.src.ReadRange(ctx, r.v, off, n)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	for _, b := range bufs {
+		got, err := io.ReadFull(body, b)
+		r.stats.bytes.Add(int64(got))
+		if err != nil {
+			return fmt.Errorf("systema: read %s bytes %d-%d: %w", r.v, off, off+n-1, err)
+		}
+	}
+	return nil
+}
+
+// page returns page i, from the cache or read with readahead window win
+// (pages, from i on).
+func (r *remote) page(i, win int64) ([]byte, error) {
+	if p := r.cache.get(i); p != nil {
+		r.stats.hits.Add(1)
+		return p, nil
+	}
+	r.stats.misses.Add(1)
+	win = min(win, r.pages-i)
+	bufs := make([][]byte, win)
+	for k := range bufs {
+		bufs[k] = make([]byte, r.pageSize)
+	}
+	if err := r.read(r.base, i*r.pageSize, bufs); err != nil {
+		return nil, err
+	}
+	for k, b := range bufs {
+		r.cache.put(i+int64(k), b)
+	}
+	return bufs[0], nil
+}
+
+// pageCache is a bounded LRU of pages, safe for concurrent use.
+type pageCache struct {
+	mu    sync.Mutex
+	cap   int
+	ll    *list.List // front: most recent
+	items map[int64]*list.Element
+}
+
+type cachedPage struct {
+	i int64
+	b []byte
+}
+
+func newPageCache(capacity int) *pageCache {
+	return &pageCache{cap: capacity, ll: list.New(), items: make(map[int64]*list.Element, capacity)}
+}
+
+func (c *pageCache) get(i int64) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[i]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*cachedPage).b
+	}
+	return nil
+}
+
+func (c *pageCache) put(i int64, b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[i]; ok {
+		c.ll.MoveToFront(e)
+		return // the same version's page: the bytes are the same
+	}
+	c.items[i] = c.ll.PushFront(&cachedPage{i: i, b: b})
+	for c.ll.Len() > c.cap {
+		old := c.ll.Back()
+		c.ll.Remove(old)
+		delete(c.items, old.Value.(*cachedPage).i)
+	}
+}
+
+func (c *pageCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ll.Len()
+}
+
+// remoteFS is the fs.FS the SQLite VFS opens: one file, name, on r.
+type remoteFS struct {
+	name string
+	r    *remote
+}
+
+// Open opens the snapshot; every other name (a journal, say) does not exist.
+func (f remoteFS) Open(name string) (fs.File, error) {
+	if name != f.name {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return &rangeFile{r: f.r}, nil
+}
+
+// rangeFile is one connection's handle on the remote object: its own
+// position and read heads. SQLite uses a connection from one goroutine at a
+// time, so it needs no lock.
+type rangeFile struct {
+	r     *remote
+	pos   int64
+	heads [readHeads]readHead
+	next  int // the head to replace next
+}
+
+// readHead follows one sequential stream: end is the page after its last
+// read, win the window its next read uses.
+type readHead struct {
+	end, win int64
+}
+
+// window returns the readahead window for a miss at page i and moves the
+// heads: a miss at (or just after) the end of a head's last read continues
+// that stream and doubles its window, as sql.js-httpvfs does; any other
+// miss starts a new stream of one page.
+func (f *rangeFile) window(i int64) int64 {
+	const slack = 4 // interior pages between leaves
+	for k := range f.heads {
+		h := &f.heads[k]
+		if h.win > 0 && i >= h.end && i <= h.end+slack {
+			h.win = min(h.win*2, f.r.maxWin)
+			h.end = i + h.win
+			return h.win
+		}
+	}
+	h := &f.heads[f.next]
+	f.next = (f.next + 1) % readHeads
+	*h = readHead{end: i + 1, win: 1}
+	return 1
+}
+
+// Read reads from the current position, page by page.
+func (f *rangeFile) Read(p []byte) (int, error) {
+	size := f.r.v.Size
+	if f.pos >= size {
+		return 0, io.EOF
+	}
+	n := 0
+	for n < len(p) && f.pos < size {
+		i := f.pos / f.r.pageSize
+		var win int64 = 1
+		if f.r.cache.get(i) == nil {
+			win = f.window(i)
+		}
+		page, err := f.r.page(i, win)
+		if err != nil {
+			return n, err
+		}
+		c := copy(p[n:], page[f.pos-i*f.r.pageSize:])
+		n += c
+		f.pos += int64(c)
+	}
+	return n, nil
+}
+
+// Seek sets the position.
+func (f *rangeFile) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += f.pos
+	case io.SeekEnd:
+		off += f.r.v.Size
+	default:
+		return f.pos, fmt.Errorf("systema: seek: bad whence %d", whence)
+	}
+	if off < 0 {
+		return f.pos, fmt.Errorf("systema: seek: negative offset %d", off)
+	}
+	f.pos = off
+	return off, nil
+}
+
+// Stat reports the pinned version's size.
+func (f *rangeFile) Stat() (fs.FileInfo, error) { return rangeInfo{f.r}, nil }
+
+// Close does nothing: the remote outlives its files.
+func (f *rangeFile) Close() error { return nil }
+
+// rangeInfo is a rangeFile's fs.FileInfo.
+type rangeInfo struct{ r *remote }
+
+func (i rangeInfo) Name() string       { return "snapshot.db" }
+func (i rangeInfo) Size() int64        { return i.r.v.Size }
+func (i rangeInfo) Mode() fs.FileMode  { return 0o444 }
+func (i rangeInfo) ModTime() time.Time { return i.r.v.LastModified }
+func (i rangeInfo) IsDir() bool        { return false }
+func (i rangeInfo) Sys() any           { return nil }
+
+// Mode says how a Store reads snapshots (SNAPSHOT_MODE).
+type Mode string
+
+// The modes.
+const (
+	// ModeDownload downloads each version to a file in Config.Dir, checks
+	// its manifest checksum and quick_check, and reads it there.
+	ModeDownload Mode = "download"
+	// ModeRange reads each version in place with range requests through a
+	// bounded page cache (the Source must be a RangeReader).
+	ModeRange Mode = "range"
+)
+
+// ParseMode parses a SNAPSHOT_MODE value: "range" or "download"; "" is the
+// default for scheme ("range" for s3, "download" otherwise). Range mode
+// needs an s3 URI.
+func ParseMode(s, scheme string) (Mode, error) {
+	switch Mode(s) {
+	case "":
+		if scheme == "s3" {
+			return ModeRange, nil
+		}
+		return ModeDownload, nil
+	case ModeDownload:
+		return ModeDownload, nil
+	case ModeRange:
+		if scheme != "s3" {
+			return "", fmt.Errorf("systema: SNAPSHOT_MODE range reads an s3:// snapshot in place; SNAPSHOT_URI is %s:// (use download)", scheme)
+		}
+		return ModeRange, nil
+	default:
+		return "", fmt.Errorf("systema: SNAPSHOT_MODE: want range or download, got %q", s)
+	}
+}
+
+// rangeName is the file name the range VFS serves.
+const rangeName = "snapshot.db"
+
+// openRange opens version v of src in place: it reads the head (header,
+// page 1 and the pages after it), checks the header and the manifest
+// against the object, registers a VFS over the remote and opens the
+// database immutable and read-only through it, with the schema checks of
+// every open (no quick_check: it would read every page). base bounds the
+// remote's later reads (the Store's life).
+func openRange(ctx, base context.Context, src RangeReader, v Version, cacheBytes int64, timeout time.Duration) (_ *snapshot, err error) {
+	r, head, err := newRemote(ctx, base, src, v, cacheBytes, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHeaderBytes(head, v.Size); err != nil {
+		return nil, err
+	}
+	if err := v.Manifest.check(head, v.Size); err != nil {
+		return nil, err
+	}
+	name, fsys, err := vfs.New(remoteFS{name: rangeName, r: r})
+	if err != nil {
+		return nil, fmt.Errorf("systema: register the range VFS: %w", err)
+	}
+	u := url.URL{Scheme: "file", Opaque: rangeName, RawQuery: "vfs=" + name + "&mode=ro&immutable=1&_pragma=query_only(1)"}
+	s, err := openDB(ctx, u.String(), v, openOptions{})
+	if err != nil {
+		fsys.Close() //nolint:errcheck // openDB closed its database
+		if last, _ := r.failure(); last != nil {
+			err = fmt.Errorf("%w (range read: %w)", err, last)
+		}
+		return nil, err
+	}
+	s.remote, s.vfs = r, fsys
+	return s, nil
+}
