@@ -114,6 +114,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 		RefreshEvery:   cfg.SnapshotRefresh,
 		RefreshReserve: cfg.SnapshotRefreshReserve,
 		RefreshTimeout: cfg.SnapshotRefreshTimeout,
+		Mode:           cfg.SnapshotMode,
+		CacheBytes:     cfg.SnapshotCacheBytes,
 		Logger:         a.Log,
 		OnRefresh:      func(r systema.RefreshResult) { countRefresh(a.Metrics, r) },
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/systema"
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
 )
 
@@ -23,6 +24,8 @@ const (
 	EnvSnapshotRefreshSeconds = "SNAPSHOT_REFRESH_SECONDS"
 	EnvSnapshotRefreshReserve = "SNAPSHOT_REFRESH_RESERVE_MS"
 	EnvSnapshotRefreshTimeout = "SNAPSHOT_REFRESH_TIMEOUT_SECONDS"
+	EnvSnapshotMode           = "SNAPSHOT_MODE"
+	EnvSnapshotCacheMB        = "SNAPSHOT_CACHE_MB"
 	EnvSystemBURL             = "SYSTEM_B_URL"
 	EnvSystemBToken           = "SYSTEM_B_TOKEN"
 	EnvSystemBTokenSecretARN  = "SYSTEM_B_TOKEN_SECRET_ARN"
@@ -39,7 +42,7 @@ const (
 // template sets each of them.
 var Settings = []string{
 	EnvSnapshotURI, EnvSnapshotRefreshSeconds, EnvSnapshotRefreshReserve, EnvSnapshotRefreshTimeout,
-	EnvSystemBURL, EnvSystemBToken,
+	EnvSnapshotMode, EnvSnapshotCacheMB, EnvSystemBURL, EnvSystemBToken,
 	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvReconcileLeaseSeconds, EnvMergeRules,
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 }
@@ -74,7 +77,16 @@ type Config struct {
 	// SnapshotRefreshTimeout bounds one snapshot refresh (stat, download,
 	// validation), which runs on its own, outliving the request that started it.
 	SnapshotRefreshTimeout time.Duration
+	// SnapshotMode is how System A's snapshot is read: systema.ModeRange
+	// (in place on S3, the default for s3://) or systema.ModeDownload.
+	SnapshotMode systema.Mode
+	// SnapshotCacheBytes bounds the range mode's page cache.
+	SnapshotCacheBytes int64
 }
+
+// MaxSnapshotCacheMB bounds SNAPSHOT_CACHE_MB: the cache lives in the
+// function's memory (MemorySize in template.yaml).
+const MaxSnapshotCacheMB = 4096
 
 // Need says which optional parts a function requires.
 type Need struct {
@@ -100,8 +112,10 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		LogLevel:         get(EnvLogLevel),
 		LogHashKey:       get(EnvLogHashKey),
 	}
-	if _, err := location.Parse(EnvSnapshotURI, c.SnapshotURI, location.Object); err != nil {
+	if u, err := location.Parse(EnvSnapshotURI, c.SnapshotURI, location.Object); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
+	} else if c.SnapshotMode, err = systema.ParseMode(get(EnvSnapshotMode), u.Scheme); err != nil {
+		badErr(EnvSnapshotMode, err)
 	}
 	if need.Report {
 		if _, err := location.Parse(EnvReportURI, c.ReportURI, location.Prefix); err != nil {
@@ -127,6 +141,11 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	}
 	if c.SnapshotRefreshTimeout, err = seconds(get(EnvSnapshotRefreshTimeout), 60*time.Second, time.Second); err != nil {
 		bad(EnvSnapshotRefreshTimeout, "%v", err)
+	}
+	if mb, err := seconds(get(EnvSnapshotCacheMB), 32, 1); err != nil || mb > MaxSnapshotCacheMB {
+		bad(EnvSnapshotCacheMB, "want whole MiB from 1 to %d, got %q", MaxSnapshotCacheMB, get(EnvSnapshotCacheMB))
+	} else {
+		c.SnapshotCacheBytes = int64(mb) << 20
 	}
 	if c.SystemBTimeout, err = seconds(get(EnvSystemBTimeoutMS), 2*time.Second, time.Millisecond); err != nil {
 		bad(EnvSystemBTimeoutMS, "%v", err)

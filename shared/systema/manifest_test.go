@@ -135,11 +135,13 @@ func TestParseMode(t *testing.T) {
 	}{
 		{"", "s3", ModeRange, ""},
 		{"", "file", ModeDownload, ""},
+		{"auto", "s3", ModeRange, ""},
+		{"auto", "file", ModeDownload, ""},
 		{"download", "s3", ModeDownload, ""},
 		{"range", "s3", ModeRange, ""},
 		{"range", "file", "", "SNAPSHOT_MODE range"},
 		{"Range", "s3", "", "SNAPSHOT_MODE"},
-		{"stream", "s3", "", "want range or download"},
+		{"stream", "s3", "", "want auto, range or download"},
 	}
 	for _, c := range cases {
 		t.Run(c.in+" "+c.scheme, func(t *testing.T) {

@@ -352,12 +352,12 @@ const (
 	ModeRange Mode = "range"
 )
 
-// ParseMode parses a SNAPSHOT_MODE value: "range" or "download"; "" is the
-// default for scheme ("range" for s3, "download" otherwise). Range mode
-// needs an s3 URI.
+// ParseMode parses a SNAPSHOT_MODE value: "range", "download", or "auto"
+// (also ""): the default for scheme, "range" for s3 and "download"
+// otherwise. Range mode needs an s3 URI.
 func ParseMode(s, scheme string) (Mode, error) {
 	switch Mode(s) {
-	case "":
+	case "", "auto":
 		if scheme == "s3" {
 			return ModeRange, nil
 		}
@@ -370,7 +370,7 @@ func ParseMode(s, scheme string) (Mode, error) {
 		}
 		return ModeRange, nil
 	default:
-		return "", fmt.Errorf("systema: SNAPSHOT_MODE: want range or download, got %q", s)
+		return "", fmt.Errorf("systema: SNAPSHOT_MODE: want auto, range or download, got %q", s)
 	}
 }
 
