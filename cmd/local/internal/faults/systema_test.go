@@ -300,8 +300,10 @@ func TestRow10S3SlowDown(t *testing.T) {
 		wantBothSystems(t, c)
 		c.wantLog("INFO", "systema: snapshot loaded", r.versions[0])
 		req, throttled := p.counts()
-		if throttled != sdkMaxAttempts-1 || req[http.MethodHead] != sdkMaxAttempts || req[http.MethodGet] != 1 {
-			t.Errorf("snapshot requests %v, %d throttled; want %d HEADs (%d throttled) then one GET", req, throttled, sdkMaxAttempts, sdkMaxAttempts-1)
+		// Range mode (the template's default for s3://): the GETs are the
+		// open's and the lookup's page reads, a few.
+		if throttled != sdkMaxAttempts-1 || req[http.MethodHead] != sdkMaxAttempts || req[http.MethodGet] < 1 || req[http.MethodGet] > 5 {
+			t.Errorf("snapshot requests %v, %d throttled; want %d HEADs (%d throttled) then 1 to 5 range GETs", req, throttled, sdkMaxAttempts, sdkMaxAttempts-1)
 		}
 	})
 	t.Run("sustained: partial", func(t *testing.T) {
