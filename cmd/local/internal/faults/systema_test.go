@@ -187,7 +187,19 @@ type s3Proxy struct {
 	throttled int
 	hold      chan struct{} // non-nil: snapshot GETs wait until it is closed
 	held      int           // snapshot GETs that waited
+	scan      scanThrottle  // throttling of the GETs after the first (a range-mode scan's)
+	gets      int           // snapshot GETs seen
 }
+
+// scanThrottle says which snapshot GETs after the first (the range-mode
+// open's head) the proxy throttles.
+type scanThrottle int
+
+const (
+	scanServed    scanThrottle = iota // none
+	scanIntervals                     // two of every five: the SDK's third attempt always passes
+	scanSustained                     // every one
+)
 
 // front returns the rig option that puts the proxy in front of S3.
 func (p *s3Proxy) front(t *testing.T) rigOption {
@@ -230,6 +242,13 @@ func (p *s3Proxy) hit(method string) bool {
 		p.requests = map[string]int{}
 	}
 	p.requests[method]++
+	if method == http.MethodGet {
+		p.gets++
+		if p.gets > 1 && (p.scan == scanSustained || (p.scan == scanIntervals && (p.gets-2)%5 < 2)) {
+			p.throttled++
+			return true
+		}
+	}
 	if p.always || p.throttle > 0 {
 		p.throttle--
 		p.throttled++
@@ -334,6 +353,48 @@ func TestRow10S3SlowDown(t *testing.T) {
 		c.wantLog("WARN", "snapshot refresh failed; serving the last good snapshot", "StatusCode: 503", r.versions[0])
 		if req, _ := p.counts(); req[http.MethodHead] != sdkMaxAttempts {
 			t.Errorf("snapshot requests %v, want %d HEADs", req, sdkMaxAttempts)
+		}
+	})
+}
+
+// Range mode, S3 throttling (503 SlowDown) during a reconciliation's scan
+// of the snapshot, which reads it in place by ranged GETs: throttled GETs
+// are retried by the SDK and the run completes with every customer;
+// throttling that outlasts the SDK's attempts fails the run cleanly (a
+// function error for Lambda to retry, the cause in the log, no night's
+// summary), never a run on a partial snapshot.
+func TestRowRangeS3SlowDownDuringScan(t *testing.T) {
+	t.Parallel()
+	t.Run("retried by the SDK: complete", func(t *testing.T) {
+		t.Parallel()
+		p := &s3Proxy{scan: scanIntervals}
+		r := newRig(t, p.front(t), withEnv("SNAPSHOT_MODE", "range"))
+		c := r.invoke(reconcileFn, scheduledEvent(t, "faults-range-throttled", scheduledAt))
+		s := summaryOf(t, c)
+		if !s.Complete || s.Counts != truthCounts() || s.Snapshot.VersionID != r.versions[0] {
+			t.Errorf("run: complete %v counts %+v snapshot %q; want complete, %+v, %q", s.Complete, s.Counts, s.Snapshot.VersionID, truthCounts(), r.versions[0])
+		}
+		if req, throttled := p.counts(); throttled == 0 || req[http.MethodGet] < 3 {
+			t.Errorf("snapshot requests %v, %d throttled; want range GETs, some throttled", req, throttled)
+		}
+	})
+	t.Run("sustained: the run fails cleanly", func(t *testing.T) {
+		t.Parallel()
+		p := &s3Proxy{scan: scanSustained}
+		r := newRig(t, p.front(t), withEnv("SNAPSHOT_MODE", "range"))
+		c := r.invoke(reconcileFn, scheduledEvent(t, "faults-range-sustained", scheduledAt))
+		if c.res.FunctionError == "" {
+			t.Fatalf("the run did not fail: %s", c.res.Payload)
+		}
+		if !strings.Contains(strings.Join(c.lines, "\n"), "StatusCode: 503") {
+			t.Errorf("no log line names the throttling (StatusCode: 503):\n%s", strings.Join(c.lines, "\n"))
+		}
+		if got := r.objectVersions(reportBucket, reportDir("faults-range-sustained")); got["summary.json"] != 0 {
+			t.Errorf("the failed run wrote the night's summary.json: %v", got)
+		}
+		c.wantLog("INFO", "systema: snapshot loaded", r.versions[0]) // the open passed: the scan met the throttling
+		if _, throttled := p.counts(); throttled < sdkMaxAttempts {
+			t.Errorf("%d GETs throttled, want at least the SDK's %d attempts", throttled, sdkMaxAttempts)
 		}
 	})
 }
