@@ -47,6 +47,9 @@ func (h *Snapshot) All(ctx context.Context) iter.Seq2[*merge.Record, error] {
 			yield(nil, fmt.Errorf("systema: iterate: %w", err))
 			return
 		}
+		if h.s.remote != nil {
+			defer h.s.remote.enter(ctx)()
+		}
 		plain, err := h.s.db.QueryContext(ctx, selectAll)
 		if err != nil {
 			yield(nil, fmt.Errorf("systema: iterate: %w: %w", ErrUnavailable, h.s.readErr(err)))

@@ -75,6 +75,55 @@ type remote struct {
 	mu      sync.Mutex
 	lastErr error // the last read failure (SQLite sees only "I/O error")
 	changed error // set once the version changed under us: every read fails
+	readers map[uint64]context.Context // the contexts of the reads in progress (Lookup, All)
+	nextID  uint64
+}
+
+// enter registers ctx as the context of a read through the snapshot
+// (SQLite's read callback has none) until the returned func is called.
+// A range read is abandoned once every registered context is done, so a
+// hanging S3 costs a lookup its own deadline, not RangeTimeout.
+func (r *remote) enter(ctx context.Context) (leave func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.readers == nil {
+		r.readers = map[uint64]context.Context{}
+	}
+	id := r.nextID
+	r.nextID++
+	r.readers[id] = ctx
+	return func() {
+		r.mu.Lock()
+		delete(r.readers, id)
+		r.mu.Unlock()
+	}
+}
+
+// readCtx returns the context of one range read started by SQLite: bounded
+// by base and the timeout, and cancelled once every registered reader's
+// context is done (with none registered, base and the timeout alone).
+func (r *remote) readCtx() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(r.base, r.timeout)
+	r.mu.Lock()
+	readers := make([]context.Context, 0, len(r.readers))
+	for _, c := range r.readers {
+		readers = append(readers, c)
+	}
+	r.mu.Unlock()
+	if len(readers) == 0 {
+		return ctx, cancel
+	}
+	go func() {
+		for _, c := range readers {
+			select {
+			case <-c.Done():
+			case <-ctx.Done():
+				return
+			}
+		}
+		cancel()
+	}()
+	return ctx, cancel
 }
 
 // newRemote reads the head of version v and returns its remote. The head
@@ -174,7 +223,9 @@ func (r *remote) page(i, win int64) ([]byte, error) {
 	for k := range bufs {
 		bufs[k] = make([]byte, r.pageSize)
 	}
-	if err := r.read(r.base, i*r.pageSize, bufs); err != nil {
+	ctx, cancel := r.readCtx()
+	defer cancel()
+	if err := r.read(ctx, i*r.pageSize, bufs); err != nil {
 		return nil, err
 	}
 	for k, b := range bufs {

@@ -388,3 +388,36 @@ func TestRangeCorruptPageFailsOneLookup(t *testing.T) {
 		t.Fatalf("%d lookups answered, %d failed; want some of each (only the corrupt page's customers fail)", ok, failed)
 	}
 }
+
+func TestRangeReadStopsWithTheReader(t *testing.T) {
+	f := newRangeFixture(t, true, 3000)
+	h := f.store(t, 64<<10)
+	snap := h.acquire(t)
+	defer snap.Release()
+	started := make(chan struct{}, 1)
+	f.s3.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-r.Context().Done() // S3 hangs until the client gives up
+		return true
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-started
+		cancel() // the request's deadline, say
+	}()
+	var err error
+	for _, r := range f.recs { // until one lookup needs a page not cached
+		if _, err = snap.Lookup(ctx, r.Email()); err != nil {
+			break
+		}
+	}
+	if merge.ErrorKindOf(err) != merge.ErrUnavailable || !errors.Is(err, context.Canceled) {
+		t.Fatalf("lookup on a hanging S3 after its context ended: %v, want unavailable wrapping context.Canceled", err)
+	}
+	if errors.Is(err, ErrChanged) {
+		t.Fatalf("a cancelled read marked the version changed: %v", err)
+	}
+}

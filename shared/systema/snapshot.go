@@ -151,6 +151,9 @@ func (h *Snapshot) Lookup(ctx context.Context, email string) (*merge.Record, err
 	if err := h.check(); err != nil {
 		return nil, fmt.Errorf("systema: lookup: %w", err)
 	}
+	if h.s.remote != nil {
+		defer h.s.remote.enter(ctx)()
+	}
 	key := merge.Key(email)
 	if key == "" {
 		return nil, fmt.Errorf("systema: lookup: empty key: %w", ErrNotFound)

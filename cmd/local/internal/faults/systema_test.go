@@ -19,6 +19,7 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, to break snapshots
 
+	"github.com/acme/unified-customer-service/shared/app"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/systema"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
@@ -397,6 +398,30 @@ func TestRowRangeS3SlowDownDuringScan(t *testing.T) {
 			t.Errorf("%d GETs throttled, want at least the SDK's %d attempts", throttled, sdkMaxAttempts)
 		}
 	})
+}
+
+// Range mode, S3 hangs during a lookup that needs a page not yet read: the
+// lookup gives System A its budget (app.SystemABudget), then answers
+// partially from System B well inside the function's Timeout; the next
+// lookup, S3 back, reads System A again.
+func TestRowRangeS3HangsDuringLookup(t *testing.T) {
+	t.Parallel()
+	p := &s3Proxy{}
+	r := newRig(t, p.front(t), withEnv("SNAPSHOT_MODE", "range"))
+	wantBothSystems(t, r.invoke(lookupFn, lookupEvent(t, inSyncEmail)))
+	p.counts()
+	p.holdGets()
+	c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+	held := p.releaseGets()
+	if held == 0 {
+		t.Fatal("the lookup read no page from S3: pick a customer on another page")
+	}
+	wantFromBOnly(t, c)
+	c.answeredBefore(lookupTimeout(t))
+	if d := c.reportedDuration(); d < app.SystemABudget {
+		t.Errorf("REPORT Duration %v: the lookup gave up on System A before its %v budget", d, app.SystemABudget)
+	}
+	wantBothSystems(t, r.invoke(lookupFn, lookupEvent(t, conflictEmail)))
 }
 
 // TestRowSystemABadRow: a snapshot with a malformed row is served: a good
