@@ -73,8 +73,8 @@ type remote struct {
 	stats struct{ requests, bytes, hits, misses atomic.Int64 }
 
 	mu      sync.Mutex
-	lastErr error // the last read failure (SQLite sees only "I/O error")
-	changed error // set once the version changed under us: every read fails
+	lastErr error                      // the last read failure (SQLite sees only "I/O error")
+	changed error                      // set once the version changed under us: every read fails
 	readers map[uint64]context.Context // the contexts of the reads in progress (Lookup, All)
 	nextID  uint64
 }
