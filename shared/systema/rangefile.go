@@ -72,11 +72,12 @@ type remote struct {
 	cache *pageCache
 	stats struct{ requests, bytes, hits, misses atomic.Int64 }
 
-	mu      sync.Mutex
-	lastErr error                      // the last read failure (SQLite sees only "I/O error")
-	changed error                      // set once the version changed under us: every read fails
-	readers map[uint64]context.Context // the contexts of the reads in progress (Lookup, All)
-	nextID  uint64
+	mu         sync.Mutex
+	lastErr    error                      // the last read failure (SQLite sees only "I/O error")
+	changed    error                      // set once the version changed under us: every read fails
+	readers    map[uint64]context.Context // the contexts of the reads in progress (Lookup, All)
+	nextID     uint64
+	prefetches map[*prefetch]struct{} // background window reads in progress
 }
 
 // enter registers ctx as the context of a read through the snapshot
@@ -211,18 +212,23 @@ func (r *remote) readRange(ctx context.Context, off, n int64, bufs [][]byte) err
 }
 
 // page returns page i, from the cache or read with readahead window win
-// (pages, from i on).
+// (pages, from i on). A page that a background read (prefetch) is bringing
+// is waited for.
 func (r *remote) page(i, win int64) ([]byte, error) {
 	if p := r.cache.get(i); p != nil {
 		r.stats.hits.Add(1)
 		return p, nil
 	}
+	if fl := r.inflight(i); fl != nil {
+		<-fl.done
+		if p := r.cache.get(i); p != nil {
+			r.stats.hits.Add(1)
+			return p, nil
+		}
+	}
 	r.stats.misses.Add(1)
 	win = min(win, r.pages-i)
-	bufs := make([][]byte, win)
-	for k := range bufs {
-		bufs[k] = make([]byte, r.pageSize)
-	}
+	bufs := r.window(win)
 	ctx, cancel := r.readCtx()
 	defer cancel()
 	if err := r.read(ctx, i*r.pageSize, bufs); err != nil {
@@ -232,6 +238,71 @@ func (r *remote) page(i, win int64) ([]byte, error) {
 		r.cache.put(i+int64(k), b)
 	}
 	return bufs[0], nil
+}
+
+// window returns n page buffers, consecutive slices of one allocation.
+func (r *remote) window(n int64) [][]byte {
+	buf := make([]byte, n*r.pageSize)
+	bufs := make([][]byte, n)
+	for k := range bufs {
+		bufs[k] = buf[int64(k)*r.pageSize : int64(k+1)*r.pageSize : int64(k+1)*r.pageSize]
+	}
+	return bufs
+}
+
+// prefetch is a window read in the background.
+type prefetch struct {
+	first, n int64
+	done     chan struct{}
+}
+
+// inflight returns the prefetch bringing page i, or nil.
+func (r *remote) inflight(i int64) *prefetch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for fl := range r.prefetches {
+		if fl.first <= i && i < fl.first+fl.n {
+			return fl
+		}
+	}
+	return nil
+}
+
+// prefetch starts reading pages [first, first+n) into the cache in the
+// background, unless they are being read already: a sequential scan's next
+// window arrives while SQLite works on the current one. Its failure is
+// not reported (the reader then reads the pages itself and meets it),
+// except a changed version, which ends the snapshot's reads.
+func (r *remote) prefetch(first, n int64) {
+	if r.inflight(first) != nil {
+		return
+	}
+	fl := &prefetch{first: first, n: n, done: make(chan struct{})}
+	r.mu.Lock()
+	if r.prefetches == nil {
+		r.prefetches = map[*prefetch]struct{}{}
+	}
+	r.prefetches[fl] = struct{}{}
+	r.mu.Unlock()
+	ctx, cancel := r.readCtx()
+	go func() {
+		defer close(fl.done)
+		defer cancel()
+		bufs := r.window(n)
+		r.stats.requests.Add(1)
+		err := r.readRange(ctx, first*r.pageSize, n*r.pageSize, bufs)
+		if err == nil {
+			for k, b := range bufs {
+				r.cache.put(first+int64(k), b)
+			}
+		}
+		r.mu.Lock()
+		delete(r.prefetches, fl)
+		if errors.Is(err, ErrChanged) && r.changed == nil {
+			r.lastErr, r.changed = err, err
+		}
+		r.mu.Unlock()
+	}()
 }
 
 // pageCache is a bounded LRU of pages, safe for concurrent use.
@@ -332,6 +403,20 @@ func (f *rangeFile) window(i int64) int64 {
 	return 1
 }
 
+// ahead starts the next window of a stream at full speed (its window at
+// the cap) in the background once the reader is in the last half of the
+// stream's current one.
+func (f *rangeFile) ahead(i int64) {
+	for k := range f.heads {
+		h := &f.heads[k]
+		if h.win == f.r.maxWin && i < h.end && h.end-i <= h.win/2 && h.end < f.r.pages {
+			n := min(h.win, f.r.pages-h.end)
+			f.r.prefetch(h.end, n)
+			h.end += n
+		}
+	}
+}
+
 // Read reads from the current position, page by page.
 func (f *rangeFile) Read(p []byte) (int, error) {
 	size := f.r.v.Size
@@ -342,13 +427,14 @@ func (f *rangeFile) Read(p []byte) (int, error) {
 	for n < len(p) && f.pos < size {
 		i := f.pos / f.r.pageSize
 		var win int64 = 1
-		if f.r.cache.get(i) == nil {
+		if f.r.cache.get(i) == nil && f.r.inflight(i) == nil {
 			win = f.window(i)
 		}
 		page, err := f.r.page(i, win)
 		if err != nil {
 			return n, err
 		}
+		f.ahead(i)
 		c := copy(p[n:], page[f.pos-i*f.r.pageSize:])
 		n += c
 		f.pos += int64(c)

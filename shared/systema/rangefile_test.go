@@ -421,3 +421,34 @@ func TestRangeReadStopsWithTheReader(t *testing.T) {
 		t.Fatalf("a cancelled read marked the version changed: %v", err)
 	}
 }
+
+func TestRangePrefetchesTheNextWindowAtFullSpeed(t *testing.T) {
+	f := newRangeFixture(t, true, 20000)
+	r := f.remote(t, 256) // window cap: 64 pages
+	file := &rangeFile{r: r}
+	ps := r.pageSize
+	const first, n = 16, 400
+	if r.pages < first+n {
+		t.Fatalf("fixture too small: %d pages", r.pages)
+	}
+	before := r.Stats()
+	buf := make([]byte, ps)
+	for i := int64(first); i < first+n; i++ {
+		if _, err := file.Seek(i*ps, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(file, buf); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, f.body[i*ps:(i+1)*ps]) {
+			t.Fatalf("page %d differs", i)
+		}
+	}
+	st := r.Stats()
+	misses, reqs := st.CacheMisses-before.CacheMisses, st.Requests-before.Requests
+	// The ramp (1, 2, ..., 64 pages) is read on demand; after it every
+	// window was read ahead, in the background, before the reader got there.
+	if misses != 7 || reqs < 9 {
+		t.Fatalf("%d pages read on demand in %d requests; want the ramp's 7, then prefetched windows", misses, reqs)
+	}
+}
