@@ -142,10 +142,10 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	if c.SnapshotRefreshTimeout, err = seconds(get(EnvSnapshotRefreshTimeout), 60*time.Second, time.Second); err != nil {
 		bad(EnvSnapshotRefreshTimeout, "%v", err)
 	}
-	if mb, err := seconds(get(EnvSnapshotCacheMB), 32, 1); err != nil || mb > MaxSnapshotCacheMB {
+	if mb, err := wholeNumber(get(EnvSnapshotCacheMB), 32); err != nil || mb > MaxSnapshotCacheMB {
 		bad(EnvSnapshotCacheMB, "want whole MiB from 1 to %d, got %q", MaxSnapshotCacheMB, get(EnvSnapshotCacheMB))
 	} else {
-		c.SnapshotCacheBytes = int64(mb) << 20
+		c.SnapshotCacheBytes = mb << 20
 	}
 	if c.SystemBTimeout, err = seconds(get(EnvSystemBTimeoutMS), 2*time.Second, time.Millisecond); err != nil {
 		bad(EnvSystemBTimeoutMS, "%v", err)
@@ -171,9 +171,22 @@ func seconds(s string, def, unit time.Duration) (time.Duration, error) {
 	if s == "" {
 		return def, nil
 	}
+	n, err := wholeNumber(s, 0)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// wholeNumber parses a positive whole number up to 86,400,000 (a day in
+// milliseconds), def when empty.
+func wholeNumber(s string, def int64) (int64, error) {
+	if s == "" {
+		return def, nil
+	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 || n > 86400*1000 {
 		return 0, fmt.Errorf("want a positive whole number, got %q", s)
 	}
-	return time.Duration(n) * unit, nil
+	return n, nil
 }

@@ -15,9 +15,12 @@ import (
 // answer until an export puts one there.
 var ErrNoSnapshot = newError("systema: snapshot not found", merge.ErrUnavailable)
 
-// ErrChanged is returned (wrapped) by Source.Fetch when the object no longer
-// is the version Stat described (replaced between the two calls). Its kind
-// is merge.ErrUnavailable: looking again helps.
+// ErrChanged is returned (wrapped) by Source.Fetch and RangeReader.ReadRange
+// when the object no longer is the version Stat described (replaced since:
+// 412, another ETag or size, the version gone). In range mode it ends every
+// read of that snapshot (never pages of two versions) and the next Acquire
+// loads the current version. Its kind is merge.ErrUnavailable: looking
+// again helps.
 var ErrChanged = newError("systema: snapshot changed while fetching", merge.ErrUnavailable)
 
 // Version identifies one version of the snapshot object. Stat fills URI,
