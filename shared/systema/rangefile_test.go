@@ -305,7 +305,7 @@ func TestRangeOpenRefusesBadObjects(t *testing.T) {
 }
 
 func TestRangeServerErrors(t *testing.T) {
-	slowDown := func(w http.ResponseWriter) {
+	slowDown := func(w http.ResponseWriter, _ *http.Request, _ int64) {
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message><RequestId>1</RequestId></Error>`)
@@ -313,38 +313,43 @@ func TestRangeServerErrors(t *testing.T) {
 	cases := []struct {
 		name        string
 		failures    int // GETs answered with the fault; -1: all
-		answer      func(w http.ResponseWriter)
+		answer      func(w http.ResponseWriter, r *http.Request, size int64)
 		wantErr     bool
 		wantChanged bool
 		wantGets    int // GETs of the read, retries included
 	}{
 		{"503 SlowDown twice, then served", 2, slowDown, false, false, 3},
 		{"503 SlowDown throughout: fails after the SDK's attempts", -1, slowDown, true, false, 3},
-		{"500 throughout", -1, func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) }, true, false, 3},
-		{"416: the object is shorter than its version", -1, func(w http.ResponseWriter) {
+		{"500 throughout", -1, func(w http.ResponseWriter, _ *http.Request, _ int64) { w.WriteHeader(http.StatusInternalServerError) }, true, false, 3},
+		{"416: the object is shorter than its version", -1, func(w http.ResponseWriter, _ *http.Request, _ int64) {
 			w.Header().Set("Content-Type", "application/xml")
 			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
 			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidRange</Code><Message>The requested range is not satisfiable</Message><RequestId>1</RequestId></Error>`)
 		}, true, true, 1},
-		{"412: another ETag", -1, func(w http.ResponseWriter) { w.WriteHeader(http.StatusPreconditionFailed) }, true, true, 1},
-		{"a short body", -1, func(w http.ResponseWriter) {
-			w.Header().Set("Content-Length", "4096")
-			w.Header().Set("Content-Range", "bytes 0-4095/99999999")
+		{"412: another ETag", -1, func(w http.ResponseWriter, _ *http.Request, _ int64) { w.WriteHeader(http.StatusPreconditionFailed) }, true, true, 1},
+		{"another total size", -1, func(w http.ResponseWriter, r *http.Request, size int64) {
+			w.Header().Set("Content-Range", strings.Replace(r.Header.Get("Range"), "=", " ", 1)+"/"+strconv.FormatInt(size+4096, 10))
 			w.WriteHeader(http.StatusPartialContent)
-			w.Write(make([]byte, 10)) //nolint:errcheck // the fault
+			w.Write(make([]byte, 4096)) //nolint:errcheck // the fault
 		}, true, true, 1},
+		{"a body cut short", -1, func(w http.ResponseWriter, r *http.Request, size int64) {
+			w.Header().Set("Content-Length", "4096")
+			w.Header().Set("Content-Range", strings.Replace(r.Header.Get("Range"), "=", " ", 1)+"/"+strconv.FormatInt(size, 10))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(make([]byte, 10)) //nolint:errcheck // the fault: the connection ends after 10 bytes
+		}, true, false, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newRangeFixture(t, true, 3000)
 			r := f.remote(t, 64)
 			left := c.failures
-			f.s3.setIntercept(func(w http.ResponseWriter, _ *http.Request) bool {
+			f.s3.setIntercept(func(w http.ResponseWriter, req *http.Request) bool {
 				if left == 0 {
 					return false
 				}
 				left--
-				c.answer(w)
+				c.answer(w, req, int64(len(f.body)))
 				return true
 			})
 			before := f.s3.gets.Load()
