@@ -30,8 +30,9 @@ type RangeReader interface {
 const DefaultCacheBytes = 32 << 20
 
 // DefaultRangeTimeout bounds one range read (the SDK's retries included)
-// unless Config.RangeTimeout says otherwise: SQLite's read callback has no
-// context of its own, so a read cannot be cancelled by the request.
+// unless Config.RangeTimeout says otherwise. SQLite's read callback has no
+// context of its own: a read also ends once the contexts of the Lookup or
+// All calls in progress on the snapshot are all done (remote.enter).
 const DefaultRangeTimeout = 10 * time.Second
 
 // headBytes is what a range-mode open reads first: the largest SQLite page
