@@ -77,7 +77,8 @@ type Config struct {
 	// metrics; a check no Acquire sees end, cut short by Close, is not
 	// reported). It must not call back into the Store.
 	OnRefresh func(RefreshResult)
-	// SkipIntegrityCheck skips PRAGMA quick_check on each new snapshot.
+	// SkipIntegrityCheck skips PRAGMA quick_check on each new snapshot
+	// (download mode; range mode never runs it, as it reads every page).
 	// The check reads every page (about 15 ms per 100,000 customers once
 	// downloaded) and catches corrupt pages before anything is served;
 	// header, schema and column checks always run.
