@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -455,5 +456,45 @@ func TestRangePrefetchesTheNextWindowAtFullSpeed(t *testing.T) {
 	// window was read ahead, in the background, before the reader got there.
 	if misses != 7 || reqs < 9 {
 		t.Fatalf("%d pages read on demand in %d requests; want the ramp's 7, then prefetched windows", misses, reqs)
+	}
+}
+
+func TestRangeSpuriousChangeReopensTheSameVersion(t *testing.T) {
+	f := newRangeFixture(t, true, 3000)
+	h := f.store(t, 64<<10)
+	snap := h.acquire(t)
+	v := snap.Version()
+	var done atomic.Bool
+	f.s3.setIntercept(func(w http.ResponseWriter, _ *http.Request) bool {
+		if done.Swap(true) {
+			return false
+		}
+		w.WriteHeader(http.StatusPreconditionFailed) // a proxy in the way, say: the object did not change
+		return true
+	})
+	var err error
+	for _, r := range f.recs {
+		if _, err = snap.Lookup(context.Background(), r.Email()); err != nil {
+			break
+		}
+	}
+	snap.Release()
+	if !errors.Is(err, ErrChanged) {
+		t.Fatalf("lookup after a 412: %v, want ErrChanged", err)
+	}
+	// The next Acquire opens the same version again, without waiting for
+	// RefreshEvery, and it serves.
+	snap = h.acquire(t)
+	defer snap.Release()
+	if got := snap.Version(); !got.Same(v) {
+		t.Fatalf("serving %s, want the same version %s", got, v)
+	}
+	for _, r := range f.recs[:200] {
+		if _, err := snap.Lookup(context.Background(), r.Email()); err != nil {
+			t.Fatalf("lookup on the reopened snapshot: %v", err)
+		}
+	}
+	if rep := h.lastReport(t); !rep.Loaded {
+		t.Fatalf("refresh report %+v, want the version loaded again", rep)
 	}
 }

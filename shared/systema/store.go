@@ -332,9 +332,10 @@ func (s *Store) startLocked(ctx context.Context) {
 	start := s.cfg.Now()
 	s.lastCheck, s.checked = start, true
 	var serving *Version
+	reopen := false // the served version can no longer be read: open it again
 	if s.cur != nil {
 		v := s.cur.version
-		serving = &v
+		serving, reopen = &v, s.cur.broken()
 	}
 	r := &refresh{done: make(chan struct{})}
 	s.refresh = r
@@ -344,18 +345,18 @@ func (s *Store) startLocked(ctx context.Context) {
 		defer close(r.done)
 		ctx, cancel := context.WithTimeout(s.base, s.cfg.RefreshTimeout)
 		defer cancel()
-		r.res = s.check(ctx, serving, start)
+		r.res = s.check(ctx, serving, reopen, start)
 	}()
 }
 
 // check looks for a version newer than serving (nil: none served yet) and
-// swaps it in.
-func (s *Store) check(ctx context.Context, serving *Version, start time.Time) RefreshResult {
+// swaps it in; with reopen, the current version too.
+func (s *Store) check(ctx context.Context, serving *Version, reopen bool, start time.Time) RefreshResult {
 	res := RefreshResult{}
 	if serving != nil {
 		res.Serving = *serving
 	}
-	next, v, err := s.load(ctx, serving)
+	next, v, err := s.load(ctx, serving, reopen)
 	res.Version = v
 	s.mu.Lock()
 	switch {
@@ -380,17 +381,19 @@ func (s *Store) check(ctx context.Context, serving *Version, start time.Time) Re
 
 // load stats the source and, for a version other than serving (and other
 // than the last refused one), fetches and validates it. It returns nil, v,
-// nil when serving is still current. A version exported before serving is
+// nil when serving is still current, unless reopen (a range-mode snapshot
+// whose reads failed with ErrChanged: the same version is opened afresh,
+// so a spurious change costs one open, not the snapshot). A version exported before serving is
 // refused (ErrOlderSnapshot); one exported at the same time is taken (a
 // re-export: System A ran its batch again for the same point in time, say
 // to correct rows; its freshness is the same, so nothing goes back in time).
-func (s *Store) load(ctx context.Context, serving *Version) (*snapshot, Version, error) {
+func (s *Store) load(ctx context.Context, serving *Version, reopen bool) (*snapshot, Version, error) {
 	for attempt := 0; ; attempt++ {
 		v, err := s.cfg.Source.Stat(ctx)
 		if err != nil {
 			return nil, Version{}, err
 		}
-		if serving != nil && serving.Same(v) {
+		if serving != nil && serving.Same(v) && !reopen {
 			return nil, v, nil
 		}
 		s.mu.Lock()
