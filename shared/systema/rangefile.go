@@ -42,8 +42,9 @@ const DefaultRangeTimeout = 10 * time.Second
 const headBytes = 64 << 10
 
 // maxWindowFraction bounds readahead to this fraction of the cache: a
-// window never evicts the pages it just brought.
-const maxWindowFraction = 4
+// window never evicts the pages it just brought, and the windows in flight
+// (a read and a prefetch per connection) leave slots to the cached pages.
+const maxWindowFraction = 8
 
 // readHeads is how many sequential streams one open file follows at once
 // (a scan's leaf pages, the interior pages it goes back to, ...).
@@ -145,10 +146,13 @@ func newRemote(ctx, base context.Context, src RangeReader, v Version, cacheBytes
 	}
 	r.pageSize, r.pages = ps, v.Size/ps
 	capPages := max(cacheBytes/ps, 16)
-	r.cache = newPageCache(int(capPages))
+	r.cache = newPageCache(int(capPages), ps)
 	r.maxWin = max(capPages/maxWindowFraction, 1)
-	for i := int64(0); (i+1)*ps <= int64(len(head)); i++ {
-		r.cache.put(i, head[i*ps:(i+1)*ps:(i+1)*ps])
+	n := min(int64(len(head))/ps, capPages/2)
+	slots := r.cache.reserve(int(n))
+	for k, slot := range slots {
+		copy(r.cache.buf(slot), head[int64(k)*ps:])
+		r.cache.commit(int64(k), slot)
 	}
 	return r, head, nil
 }
@@ -212,43 +216,51 @@ func (r *remote) readRange(ctx context.Context, off, n int64, bufs [][]byte) err
 	return nil
 }
 
-// page returns page i, from the cache or read with readahead window win
-// (pages, from i on). A page that a background read (prefetch) is bringing
-// is waited for.
-func (r *remote) page(i, win int64) ([]byte, error) {
-	if p := r.cache.get(i); p != nil {
+// page copies page i's bytes from off on into dst and returns how many:
+// from the cache, or read with readahead window win (pages, from i on) into
+// cache slots. A page that a background read (prefetch) is bringing is
+// waited for.
+func (r *remote) page(i, win, off int64, dst []byte) (int, error) {
+	if n, ok := r.cache.read(i, off, dst); ok {
 		r.stats.hits.Add(1)
-		return p, nil
+		return n, nil
 	}
 	if fl := r.inflight(i); fl != nil {
 		<-fl.done
-		if p := r.cache.get(i); p != nil {
+		if n, ok := r.cache.read(i, off, dst); ok {
 			r.stats.hits.Add(1)
-			return p, nil
+			return n, nil
 		}
 	}
 	r.stats.misses.Add(1)
 	win = min(win, r.pages-i)
-	bufs := r.window(win)
+	slots := r.cache.reserve(int(win))
+	if len(slots) == 0 {
+		// Every slot is being filled by other reads: read this page
+		// alone, uncached.
+		buf := make([]byte, r.pageSize)
+		ctx, cancel := r.readCtx()
+		defer cancel()
+		if err := r.read(ctx, i*r.pageSize, [][]byte{buf}); err != nil {
+			return 0, err
+		}
+		return copy(dst, buf[off:]), nil
+	}
+	bufs := make([][]byte, len(slots))
+	for k, slot := range slots {
+		bufs[k] = r.cache.buf(slot)
+	}
 	ctx, cancel := r.readCtx()
 	defer cancel()
 	if err := r.read(ctx, i*r.pageSize, bufs); err != nil {
-		return nil, err
+		r.cache.release(slots)
+		return 0, err
 	}
-	for k, b := range bufs {
-		r.cache.put(i+int64(k), b)
+	n := copy(dst, bufs[0][off:]) // still reserved: nobody else writes it
+	for k, slot := range slots {
+		r.cache.commit(i+int64(k), slot)
 	}
-	return bufs[0], nil
-}
-
-// window returns n page buffers, consecutive slices of one allocation.
-func (r *remote) window(n int64) [][]byte {
-	buf := make([]byte, n*r.pageSize)
-	bufs := make([][]byte, n)
-	for k := range bufs {
-		bufs[k] = buf[int64(k)*r.pageSize : int64(k+1)*r.pageSize : int64(k+1)*r.pageSize]
-	}
-	return bufs
+	return n, nil
 }
 
 // prefetch is a window read in the background.
@@ -289,13 +301,22 @@ func (r *remote) prefetch(first, n int64) {
 	go func() {
 		defer close(fl.done)
 		defer cancel()
-		bufs := r.window(n)
+		slots := r.cache.reserve(int(n))
+		if len(slots) == 0 {
+			return
+		}
+		bufs := make([][]byte, len(slots))
+		for k, slot := range slots {
+			bufs[k] = r.cache.buf(slot)
+		}
 		r.stats.requests.Add(1)
-		err := r.readRange(ctx, first*r.pageSize, n*r.pageSize, bufs)
+		err := r.readRange(ctx, first*r.pageSize, int64(len(slots))*r.pageSize, bufs)
 		if err == nil {
-			for k, b := range bufs {
-				r.cache.put(first+int64(k), b)
+			for k, slot := range slots {
+				r.cache.commit(first+int64(k), slot)
 			}
+		} else {
+			r.cache.release(slots)
 		}
 		r.mu.Lock()
 		delete(r.prefetches, fl)
@@ -306,46 +327,102 @@ func (r *remote) prefetch(first, n int64) {
 	}()
 }
 
-// pageCache is a bounded LRU of pages, safe for concurrent use.
+// pageCache is a bounded LRU of pages in one fixed slab of memory, safe for
+// concurrent use: a page's slot is reused when it is evicted, so a scan that
+// streams gigabytes through it allocates nothing per page, and the cache's
+// memory is its bound, allocated once. A read reserves free slots (evicting
+// the least recently used pages), fills them, then commits each to its page;
+// bytes are copied out under the lock, so an eviction never changes a page
+// under a reader.
 type pageCache struct {
-	mu    sync.Mutex
-	cap   int
-	ll    *list.List // front: most recent
-	items map[int64]*list.Element
+	mu       sync.Mutex
+	pageSize int64
+	slab     []byte
+	free     []int32                 // slots holding no page and reserved by nobody
+	ll       *list.List              // LRU of *cachedPage; front: most recent
+	items    map[int64]*list.Element // page index -> its element
 }
 
 type cachedPage struct {
-	i int64
-	b []byte
+	i    int64
+	slot int32
 }
 
-func newPageCache(capacity int) *pageCache {
-	return &pageCache{cap: capacity, ll: list.New(), items: make(map[int64]*list.Element, capacity)}
+func newPageCache(capacity int, pageSize int64) *pageCache {
+	c := &pageCache{
+		pageSize: pageSize, slab: make([]byte, int64(capacity)*pageSize),
+		free: make([]int32, capacity), ll: list.New(), items: make(map[int64]*list.Element, capacity),
+	}
+	for k := range c.free {
+		c.free[k] = int32(capacity - 1 - k)
+	}
+	return c
 }
 
-func (c *pageCache) get(i int64) []byte {
+// buf returns a slot's bytes; only its reserver may write them.
+func (c *pageCache) buf(slot int32) []byte {
+	off := int64(slot) * c.pageSize
+	return c.slab[off : off+c.pageSize : off+c.pageSize]
+}
+
+// read copies page i's bytes from off on into dst, marking it recently
+// used; false when the page is not cached.
+func (c *pageCache) read(i, off int64, dst []byte) (int, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.items[i]; ok {
-		c.ll.MoveToFront(e)
-		return e.Value.(*cachedPage).b
+	e, ok := c.items[i]
+	if !ok {
+		return 0, false
 	}
-	return nil
+	c.ll.MoveToFront(e)
+	return copy(dst, c.buf(e.Value.(*cachedPage).slot)[off:]), true
 }
 
-func (c *pageCache) put(i int64, b []byte) {
+// has reports whether page i is cached.
+func (c *pageCache) has(i int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.items[i]; ok {
-		c.ll.MoveToFront(e)
-		return // the same version's page: the bytes are the same
-	}
-	c.items[i] = c.ll.PushFront(&cachedPage{i: i, b: b})
-	for c.ll.Len() > c.cap {
+	_, ok := c.items[i]
+	return ok
+}
+
+// reserve returns up to n slots for the caller to fill, evicting the least
+// recently used pages as needed; fewer when the other slots are reserved.
+func (c *pageCache) reserve(n int) []int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.free) < n && c.ll.Len() > 0 {
 		old := c.ll.Back()
 		c.ll.Remove(old)
-		delete(c.items, old.Value.(*cachedPage).i)
+		p := old.Value.(*cachedPage)
+		delete(c.items, p.i)
+		c.free = append(c.free, p.slot)
 	}
+	n = min(n, len(c.free))
+	slots := make([]int32, n)
+	copy(slots, c.free[len(c.free)-n:])
+	c.free = c.free[:len(c.free)-n]
+	return slots
+}
+
+// commit makes the reserved slot hold page i. If page i is cached already
+// (another read brought it: the same version's bytes), the slot is freed.
+func (c *pageCache) commit(i int64, slot int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[i]; ok {
+		c.ll.MoveToFront(e)
+		c.free = append(c.free, slot)
+		return
+	}
+	c.items[i] = c.ll.PushFront(&cachedPage{i: i, slot: slot})
+}
+
+// release frees reserved slots that were not filled (a failed read).
+func (c *pageCache) release(slots []int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.free = append(c.free, slots...)
 }
 
 func (c *pageCache) len() int {
@@ -428,15 +505,14 @@ func (f *rangeFile) Read(p []byte) (int, error) {
 	for n < len(p) && f.pos < size {
 		i := f.pos / f.r.pageSize
 		var win int64 = 1
-		if f.r.cache.get(i) == nil && f.r.inflight(i) == nil {
+		if !f.r.cache.has(i) && f.r.inflight(i) == nil {
 			win = f.window(i)
 		}
-		page, err := f.r.page(i, win)
+		c, err := f.r.page(i, win, f.pos-i*f.r.pageSize, p[n:])
 		if err != nil {
 			return n, err
 		}
 		f.ahead(i)
-		c := copy(p[n:], page[f.pos-i*f.r.pageSize:])
 		n += c
 		f.pos += int64(c)
 	}

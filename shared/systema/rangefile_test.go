@@ -133,7 +133,7 @@ func TestRangeCacheEvicts(t *testing.T) {
 	}
 	// 40 pages far apart: each a miss of one page (no readahead).
 	for k := int64(0); k < 40; k++ {
-		if _, err := r.page(20+k, 1); err != nil {
+		if _, err := r.page(20+k, 1, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -141,10 +141,10 @@ func TestRangeCacheEvicts(t *testing.T) {
 		t.Fatalf("cache holds %d pages, want its bound 16", n)
 	}
 	before := r.Stats()
-	if _, err := r.page(59, 1); err != nil { // most recent: a hit
+	if _, err := r.page(59, 1, 0, nil); err != nil { // most recent: a hit
 		t.Fatal(err)
 	}
-	if _, err := r.page(20, 1); err != nil { // evicted: read again
+	if _, err := r.page(20, 1, 0, nil); err != nil { // evicted: read again
 		t.Fatal(err)
 	}
 	after := r.Stats()
@@ -155,7 +155,7 @@ func TestRangeCacheEvicts(t *testing.T) {
 
 func TestRangeReadaheadGrowsOnSequentialReads(t *testing.T) {
 	f := newRangeFixture(t, true, 20000)
-	r := f.remote(t, 256) // window cap: 64 pages
+	r := f.remote(t, 512) // window cap: 64 pages
 	file := &rangeFile{r: r}
 	start := len(f.s3.getRanges())
 	ps := r.pageSize
@@ -354,7 +354,7 @@ func TestRangeServerErrors(t *testing.T) {
 				return true
 			})
 			before := f.s3.gets.Load()
-			_, err := r.page(r.pages/2, 1)
+			_, err := r.page(r.pages/2, 1, 0, nil)
 			gets := f.s3.gets.Load() - before
 			if (err != nil) != c.wantErr || errors.Is(err, ErrChanged) != c.wantChanged {
 				t.Fatalf("read: %v; want error %v, ErrChanged %v", err, c.wantErr, c.wantChanged)
@@ -430,7 +430,7 @@ func TestRangeReadStopsWithTheReader(t *testing.T) {
 
 func TestRangePrefetchesTheNextWindowAtFullSpeed(t *testing.T) {
 	f := newRangeFixture(t, true, 20000)
-	r := f.remote(t, 256) // window cap: 64 pages
+	r := f.remote(t, 512) // window cap: 64 pages
 	file := &rangeFile{r: r}
 	ps := r.pageSize
 	const first, n = 16, 400
@@ -497,4 +497,77 @@ func TestRangeSpuriousChangeReopensTheSameVersion(t *testing.T) {
 	if rep := h.lastReport(t); !rep.Loaded {
 		t.Fatalf("refresh report %+v, want the version loaded again", rep)
 	}
+}
+
+func TestPageCacheSlots(t *testing.T) {
+	const ps = 8
+	fill := func(c *pageCache, i int64) {
+		t.Helper()
+		slots := c.reserve(1)
+		if len(slots) != 1 {
+			t.Fatalf("reserve for page %d: %d slots", i, len(slots))
+		}
+		copy(c.buf(slots[0]), bytes.Repeat([]byte{byte(i)}, ps))
+		c.commit(i, slots[0])
+	}
+	got := func(c *pageCache, i int64) (byte, bool) {
+		b := make([]byte, ps)
+		n, ok := c.read(i, 0, b)
+		if ok && (n != ps || !bytes.Equal(b, bytes.Repeat([]byte{b[0]}, ps))) {
+			t.Fatalf("page %d: %d bytes %v", i, n, b)
+		}
+		return b[0], ok
+	}
+	t.Run("least recently used evicted, slot reused", func(t *testing.T) {
+		c := newPageCache(3, ps)
+		for i := int64(1); i <= 3; i++ {
+			fill(c, i)
+		}
+		got(c, 1) // 1 is now the most recent; 2 the least
+		fill(c, 4)
+		if _, ok := got(c, 2); ok {
+			t.Fatal("page 2 still cached; want it evicted")
+		}
+		for _, i := range []int64{1, 3, 4} {
+			if v, ok := got(c, i); !ok || v != byte(i) {
+				t.Fatalf("page %d: %d, %v", i, v, ok)
+			}
+		}
+		if len(c.slab) != 3*ps {
+			t.Fatalf("slab grew to %d bytes", len(c.slab))
+		}
+	})
+	t.Run("reserved slots are nobody's to evict", func(t *testing.T) {
+		c := newPageCache(3, ps)
+		held := c.reserve(2)
+		fill(c, 1)
+		if more := c.reserve(2); len(more) != 1 {
+			t.Fatalf("reserve with 2 of 3 slots held: %d slots, want the 1 evicted", len(more))
+		} else {
+			c.release(more)
+		}
+		c.release(held)
+		if n := len(c.reserve(3)); n != 3 {
+			t.Fatalf("after release: %d slots, want 3", n)
+		}
+	})
+	t.Run("a page committed twice keeps one slot", func(t *testing.T) {
+		c := newPageCache(2, ps)
+		a, b := c.reserve(1), c.reserve(1)
+		c.commit(7, a[0])
+		c.commit(7, b[0])
+		if c.len() != 1 || len(c.free) != 1 {
+			t.Fatalf("%d pages, %d free slots; want 1 and 1", c.len(), len(c.free))
+		}
+	})
+	t.Run("read from an offset", func(t *testing.T) {
+		c := newPageCache(1, ps)
+		s := c.reserve(1)
+		copy(c.buf(s[0]), "abcdefgh")
+		c.commit(0, s[0])
+		dst := make([]byte, 10)
+		if n, ok := c.read(0, 5, dst); !ok || string(dst[:n]) != "fgh" {
+			t.Fatalf("read from 5: %q, %v", dst[:n], ok)
+		}
+	})
 }
