@@ -327,21 +327,26 @@ func (r *remote) prefetch(first, n int64) {
 	}()
 }
 
-// pageCache is a bounded LRU of pages in one fixed slab of memory, safe for
+// pageCache is a bounded LRU of pages in fixed slots of memory, safe for
 // concurrent use: a page's slot is reused when it is evicted, so a scan that
 // streams gigabytes through it allocates nothing per page, and the cache's
-// memory is its bound, allocated once. A read reserves free slots (evicting
-// the least recently used pages), fills them, then commits each to its page;
-// bytes are copied out under the lock, so an eviction never changes a page
-// under a reader.
+// memory is its bound. Slots are allocated in chunks as the cache fills
+// (a few lookups cost a chunk, not the bound). A read reserves free slots
+// (evicting the least recently used pages once every chunk is allocated),
+// fills them, then commits each to its page; bytes are copied out under the
+// lock, so an eviction never changes a page under a reader.
 type pageCache struct {
 	mu       sync.Mutex
 	pageSize int64
-	slab     []byte
+	capacity int                     // slots, at most
+	chunks   [][]byte                // slot k is in chunks[k/chunkSlots]
 	free     []int32                 // slots holding no page and reserved by nobody
 	ll       *list.List              // LRU of *cachedPage; front: most recent
 	items    map[int64]*list.Element // page index -> its element
 }
+
+// chunkSlots is how many slots the cache allocates at a time.
+const chunkSlots = 256
 
 type cachedPage struct {
 	i    int64
@@ -349,20 +354,37 @@ type cachedPage struct {
 }
 
 func newPageCache(capacity int, pageSize int64) *pageCache {
-	c := &pageCache{
-		pageSize: pageSize, slab: make([]byte, int64(capacity)*pageSize),
-		free: make([]int32, capacity), ll: list.New(), items: make(map[int64]*list.Element, capacity),
+	return &pageCache{pageSize: pageSize, capacity: capacity, ll: list.New(), items: map[int64]*list.Element{}}
+}
+
+// grow allocates the next chunk of slots, if the bound allows. c.mu must be
+// held.
+func (c *pageCache) grow() bool {
+	first := len(c.chunks) * chunkSlots
+	n := min(chunkSlots, c.capacity-first)
+	if n <= 0 {
+		return false
 	}
-	for k := range c.free {
-		c.free[k] = int32(capacity - 1 - k)
+	c.chunks = append(c.chunks, make([]byte, int64(n)*c.pageSize))
+	for k := n - 1; k >= 0; k-- {
+		c.free = append(c.free, int32(first+k))
 	}
-	return c
+	return true
 }
 
 // buf returns a slot's bytes; only its reserver may write them.
 func (c *pageCache) buf(slot int32) []byte {
-	off := int64(slot) * c.pageSize
-	return c.slab[off : off+c.pageSize : off+c.pageSize]
+	c.mu.Lock()
+	chunk := c.chunks[slot/chunkSlots]
+	c.mu.Unlock()
+	off := int64(slot%chunkSlots) * c.pageSize
+	return chunk[off : off+c.pageSize : off+c.pageSize]
+}
+
+// slotBytes is buf for a caller holding c.mu.
+func (c *pageCache) slotBytes(slot int32) []byte {
+	off := int64(slot%chunkSlots) * c.pageSize
+	return c.chunks[slot/chunkSlots][off : off+c.pageSize : off+c.pageSize]
 }
 
 // read copies page i's bytes from off on into dst, marking it recently
@@ -375,7 +397,7 @@ func (c *pageCache) read(i, off int64, dst []byte) (int, bool) {
 		return 0, false
 	}
 	c.ll.MoveToFront(e)
-	return copy(dst, c.buf(e.Value.(*cachedPage).slot)[off:]), true
+	return copy(dst, c.slotBytes(e.Value.(*cachedPage).slot)[off:]), true
 }
 
 // has reports whether page i is cached.
@@ -391,6 +413,11 @@ func (c *pageCache) has(i int64) bool {
 func (c *pageCache) reserve(n int) []int32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for len(c.free) < n {
+		if !c.grow() {
+			break
+		}
+	}
 	for len(c.free) < n && c.ll.Len() > 0 {
 		old := c.ll.Back()
 		c.ll.Remove(old)

@@ -533,8 +533,8 @@ func TestPageCacheSlots(t *testing.T) {
 				t.Fatalf("page %d: %d, %v", i, v, ok)
 			}
 		}
-		if len(c.slab) != 3*ps {
-			t.Fatalf("slab grew to %d bytes", len(c.slab))
+		if len(c.chunks) != 1 || len(c.chunks[0]) != 3*ps {
+			t.Fatalf("slots of %d chunks, want one of 3 pages", len(c.chunks))
 		}
 	})
 	t.Run("reserved slots are nobody's to evict", func(t *testing.T) {
@@ -558,6 +558,20 @@ func TestPageCacheSlots(t *testing.T) {
 		c.commit(7, b[0])
 		if c.len() != 1 || len(c.free) != 1 {
 			t.Fatalf("%d pages, %d free slots; want 1 and 1", c.len(), len(c.free))
+		}
+	})
+	t.Run("slots allocated a chunk at a time", func(t *testing.T) {
+		c := newPageCache(chunkSlots*2+10, ps)
+		if len(c.chunks) != 0 {
+			t.Fatal("slots allocated before any read")
+		}
+		fill(c, 1)
+		if len(c.chunks) != 1 {
+			t.Fatalf("%d chunks after one page, want 1", len(c.chunks))
+		}
+		// Past the bound: every slot, the cached page evicted.
+		if n := len(c.reserve(chunkSlots * 3)); n != chunkSlots*2+10 || len(c.chunks) != 3 || c.len() != 0 {
+			t.Fatalf("reserve past the bound: %d slots in %d chunks, %d pages left; want %d in 3, none", n, len(c.chunks), c.len(), chunkSlots*2+10)
 		}
 	})
 	t.Run("read from an offset", func(t *testing.T) {
