@@ -43,8 +43,8 @@ const headBytes = 64 << 10
 
 // maxWindowFraction bounds readahead to this fraction of the cache: a
 // window never evicts the pages it just brought, and the windows in flight
-// (a read and a prefetch per connection) leave slots to the cached pages.
-const maxWindowFraction = 8
+// (a scan's read and its prefetch) leave half the slots to cached pages.
+const maxWindowFraction = 4
 
 // readHeads is how many sequential streams one open file follows at once
 // (a scan's leaf pages, the interior pages it goes back to, ...).

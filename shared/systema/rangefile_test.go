@@ -155,7 +155,7 @@ func TestRangeCacheEvicts(t *testing.T) {
 
 func TestRangeReadaheadGrowsOnSequentialReads(t *testing.T) {
 	f := newRangeFixture(t, true, 20000)
-	r := f.remote(t, 512) // window cap: 64 pages
+	r := f.remote(t, 256) // window cap: 64 pages
 	file := &rangeFile{r: r}
 	start := len(f.s3.getRanges())
 	ps := r.pageSize
@@ -430,7 +430,7 @@ func TestRangeReadStopsWithTheReader(t *testing.T) {
 
 func TestRangePrefetchesTheNextWindowAtFullSpeed(t *testing.T) {
 	f := newRangeFixture(t, true, 20000)
-	r := f.remote(t, 512) // window cap: 64 pages
+	r := f.remote(t, 256) // window cap: 64 pages
 	file := &rangeFile{r: r}
 	ps := r.pageSize
 	const first, n = 16, 400
