@@ -93,7 +93,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## bench-e2e: end-to-end benchmarks on the real bootstraps: reconciliation of 100k and 1M customers, capture of 1M with 1% changed
-## (duration, peak RSS), lookup cold start and warm p50/p99 through start-api, bootstrap sizes
+## (duration, peak RSS), lookup cold start and warm p50/p99 through start-api, bootstrap sizes; and the
+## range mode on a 10M-customer snapshot behind a counting S3 proxy (TestE2ERangeSnapshot; ~4 GB of disk)
 bench-e2e: build-host
 	UCS_BOOTSTRAP_DIR=$(HOST_DIST) $(GO) test -tags bench -run 'TestE2E' -v -count=1 -timeout 30m ./cmd/local/internal/benchmarks/
 

@@ -127,6 +127,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 		RefreshEvery:   cfg.SnapshotRefresh,
 		RefreshReserve: cfg.SnapshotRefreshReserve,
 		RefreshTimeout: cfg.SnapshotRefreshTimeout,
+		Mode:           cfg.SnapshotMode,
+		CacheBytes:     cfg.SnapshotCacheBytes,
 		Logger:         a.Log,
 		OnRefresh:      func(r systema.RefreshResult) { countRefresh(a.Metrics, r) },
 	})
@@ -365,7 +367,16 @@ func acquire(ctx context.Context, s *systema.Store) (*systema.Snapshot, error) {
 
 type snapshotA struct{ *systema.Snapshot }
 
+// SystemABudget bounds one customer's System A lookup. In range mode a
+// cold lookup makes up to a few ranged GETs of milliseconds each; when S3
+// hangs, the lookup gives up after this and the answer is partial (from
+// System B), well inside the HTTP functions' 10 s Timeout. A downloaded
+// snapshot never comes near it.
+const SystemABudget = 4 * time.Second
+
 func (s snapshotA) Lookup(ctx context.Context, key string) (*merge.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, SystemABudget)
+	defer cancel()
 	ctx, end := tracing.Start(ctx, tracing.SpanSQLiteQuery)
 	rec, err := s.Snapshot.Lookup(ctx, key)
 	if errors.Is(err, merge.ErrNotFound) {

@@ -17,6 +17,7 @@ import (
 	"github.com/acme/unified-customer-service/shared/kafka"
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/systema"
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
 	"github.com/acme/unified-customer-service/shared/writeback"
 )
@@ -27,6 +28,8 @@ const (
 	EnvSnapshotRefreshSeconds = "SNAPSHOT_REFRESH_SECONDS"
 	EnvSnapshotRefreshReserve = "SNAPSHOT_REFRESH_RESERVE_MS"
 	EnvSnapshotRefreshTimeout = "SNAPSHOT_REFRESH_TIMEOUT_SECONDS"
+	EnvSnapshotMode           = "SNAPSHOT_MODE"
+	EnvSnapshotCacheMB        = "SNAPSHOT_CACHE_MB"
 	EnvSystemBURL             = "SYSTEM_B_URL"
 	EnvSystemBToken           = "SYSTEM_B_TOKEN"
 	EnvSystemBTokenSecretARN  = "SYSTEM_B_TOKEN_SECRET_ARN"
@@ -53,7 +56,7 @@ const (
 // template sets each of them.
 var Settings = []string{
 	EnvSnapshotURI, EnvSnapshotRefreshSeconds, EnvSnapshotRefreshReserve, EnvSnapshotRefreshTimeout,
-	EnvSystemBURL, EnvSystemBToken,
+	EnvSnapshotMode, EnvSnapshotCacheMB, EnvSystemBURL, EnvSystemBToken,
 	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvReconcileLeaseSeconds, EnvMergeRules,
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 	EnvKafkaBootstrapServers, EnvKafkaAuth, EnvKafkaTLS, EnvKafkaSASLSecretARN,
@@ -108,6 +111,11 @@ type Config struct {
 	// WriteBack is the sync worker's write-back (WRITE_BACK: off, the
 	// default, or systemB).
 	WriteBack writeback.Mode
+	// SnapshotMode is how System A's snapshot is read: systema.ModeRange
+	// (in place on S3, the default for s3://) or systema.ModeDownload.
+	SnapshotMode systema.Mode
+	// SnapshotCacheBytes bounds the range mode's page cache.
+	SnapshotCacheBytes int64
 }
 
 // Kafka is the Kafka connection of the functions that publish or consume
@@ -118,6 +126,10 @@ type Kafka struct {
 	TLS           bool       // KAFKA_TLS (implied by iam)
 	SASLSecretARN string     // KAFKA_SASL_SECRET_ARN: the SCRAM user and password (scram-sha-512)
 }
+
+// MaxSnapshotCacheMB bounds SNAPSHOT_CACHE_MB: the cache lives in the
+// function's memory (MemorySize in template.yaml).
+const MaxSnapshotCacheMB = 4096
 
 // Need says which optional parts a function requires.
 type Need struct {
@@ -149,8 +161,10 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		WebhookSecret:    get(EnvSystemBWebhookSecret),
 		WebhookSecretARN: get(EnvSystemBWebhookSecretARN),
 	}
-	if _, err := location.Parse(EnvSnapshotURI, c.SnapshotURI, location.Object); err != nil {
+	if u, err := location.Parse(EnvSnapshotURI, c.SnapshotURI, location.Object); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
+	} else if c.SnapshotMode, err = systema.ParseMode(get(EnvSnapshotMode), u.Scheme); err != nil {
+		badErr(EnvSnapshotMode, err)
 	}
 	if need.Report {
 		if _, err := location.Parse(EnvReportURI, c.ReportURI, location.Prefix); err != nil {
@@ -176,6 +190,11 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	}
 	if c.SnapshotRefreshTimeout, err = seconds(get(EnvSnapshotRefreshTimeout), 60*time.Second, time.Second); err != nil {
 		bad(EnvSnapshotRefreshTimeout, "%v", err)
+	}
+	if mb, err := wholeNumber(get(EnvSnapshotCacheMB), 32); err != nil || mb > MaxSnapshotCacheMB {
+		bad(EnvSnapshotCacheMB, "want whole MiB from 1 to %d, got %q", MaxSnapshotCacheMB, get(EnvSnapshotCacheMB))
+	} else {
+		c.SnapshotCacheBytes = mb << 20
 	}
 	if c.SystemBTimeout, err = seconds(get(EnvSystemBTimeoutMS), 2*time.Second, time.Millisecond); err != nil {
 		bad(EnvSystemBTimeoutMS, "%v", err)
@@ -262,9 +281,22 @@ func seconds(s string, def, unit time.Duration) (time.Duration, error) {
 	if s == "" {
 		return def, nil
 	}
+	n, err := wholeNumber(s, 0)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// wholeNumber parses a positive whole number up to 86,400,000 (a day in
+// milliseconds), def when empty.
+func wholeNumber(s string, def int64) (int64, error) {
+	if s == "" {
+		return def, nil
+	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 || n > 86400*1000 {
 		return 0, fmt.Errorf("want a positive whole number, got %q", s)
 	}
-	return time.Duration(n) * unit, nil
+	return n, nil
 }
