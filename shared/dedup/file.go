@@ -1,0 +1,105 @@
+package dedup
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" driver
+
+	"github.com/acme/unified-customer-service/shared/merge"
+)
+
+// File is the embedded Store: one SQLite file (WAL), shared safely by
+// several processes on one machine. An id's TTL is honoured on read
+// (Seen); expired rows are removed by Mark now and then.
+type File struct {
+	db    *sql.DB
+	now   func() time.Time
+	marks atomic.Uint64 // Mark calls, to expire old ids now and then
+}
+
+var _ Store = (*File)(nil)
+
+// OpenFile opens (creating it and its directory when missing) the store at
+// path. now is the clock of the TTLs; time.Now when nil.
+func OpenFile(path string, now func() time.Time) (*File, error) {
+	if now == nil {
+		now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("dedup: open %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, fmt.Errorf("dedup: open %s: %w", path, err)
+	}
+	const schema = `
+CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, expires_ns INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS applied (key TEXT NOT NULL, system TEXT NOT NULL, last_updated_ns INTEGER NOT NULL,
+  PRIMARY KEY (key, system)) WITHOUT ROWID;`
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("dedup: open %s: %w: %w", path, merge.ErrUnavailable, err)
+	}
+	return &File{db: db, now: now}, nil
+}
+
+// Close closes the file.
+func (f *File) Close() error { return f.db.Close() }
+
+// Seen implements Store.
+func (f *File) Seen(ctx context.Context, id string) (bool, error) {
+	var exp int64
+	err := f.db.QueryRowContext(ctx, `SELECT expires_ns FROM seen WHERE id = ?`, id).Scan(&exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("dedup: seen: %w: %w", merge.ErrUnavailable, err)
+	}
+	return !expired(time.Unix(0, exp), f.now()), nil
+}
+
+// Mark implements Store. One call in 256 also deletes expired ids.
+func (f *File) Mark(ctx context.Context, id string, ttl time.Duration) error {
+	now := f.now()
+	if _, err := f.db.ExecContext(ctx, `INSERT INTO seen (id, expires_ns) VALUES (?, ?)
+ON CONFLICT (id) DO UPDATE SET expires_ns = excluded.expires_ns`, id, now.Add(ttl).UnixNano()); err != nil {
+		return fmt.Errorf("dedup: mark: %w: %w", merge.ErrUnavailable, err)
+	}
+	if f.marks.Add(1)%256 == 0 {
+		if _, err := f.db.ExecContext(ctx, `DELETE FROM seen WHERE expires_ns <= ?`, now.UnixNano()); err != nil {
+			return fmt.Errorf("dedup: mark: expire: %w: %w", merge.ErrUnavailable, err)
+		}
+	}
+	return nil
+}
+
+// Applied implements Store.
+func (f *File) Applied(ctx context.Context, key string, system merge.Source) (time.Time, error) {
+	var ns int64
+	err := f.db.QueryRowContext(ctx, `SELECT last_updated_ns FROM applied WHERE key = ? AND system = ?`, key, string(system)).Scan(&ns)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("dedup: applied: %w: %w", merge.ErrUnavailable, err)
+	}
+	return time.Unix(0, ns).UTC(), nil
+}
+
+// SetApplied implements Store: an upsert that only moves forward.
+func (f *File) SetApplied(ctx context.Context, key string, system merge.Source, t time.Time) error {
+	if _, err := f.db.ExecContext(ctx, `INSERT INTO applied (key, system, last_updated_ns) VALUES (?, ?, ?)
+ON CONFLICT (key, system) DO UPDATE SET last_updated_ns = excluded.last_updated_ns
+WHERE excluded.last_updated_ns > applied.last_updated_ns`, key, string(system), t.UnixNano()); err != nil {
+		return fmt.Errorf("dedup: set applied: %w: %w", merge.ErrUnavailable, err)
+	}
+	return nil
+}
