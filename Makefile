@@ -8,7 +8,7 @@ GOOS          ?= linux
 GOARCH        ?= arm64
 ARTIFACTS_DIR ?= $(CURDIR)/dist/$@
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w" -tags lambda.norpc
-FUNCTIONS     := LookupFunction SyncFunction ReconcileFunction CaptureAFunction
+FUNCTIONS     := LookupFunction SyncFunction ReconcileFunction CaptureAFunction SyncWorkerFunction
 CFN_LINT      ?= cfn-lint
 # This machine, for the bootstraps the tests run (dist/host/<LogicalId>/).
 HOST_GOOS      = $(shell $(GO) env GOHOSTOS)
@@ -39,6 +39,8 @@ build-ReconcileFunction:
 	$(call build_function,reconcile)
 build-CaptureAFunction:
 	$(call build_function,capturea)
+build-SyncWorkerFunction:
+	$(call build_function,syncworker)
 
 ## build: the bootstraps for Lambda (linux/arm64) under dist/<LogicalId>/
 build:
@@ -70,6 +72,8 @@ invoke:
 test: lint test-go
 
 test-go: build-host
+	@# shared/dedup tests its DynamoDB store against moto's server mode
+	@python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install --quiet 'moto[server]'
 	UCS_BOOTSTRAP_DIR=$(HOST_DIST) $(TEST_ENV) $(GO) test -timeout 9m ./...
 
 lint: lint-template lint-go

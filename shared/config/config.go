@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/capturea"
+	"github.com/acme/unified-customer-service/shared/dedup"
 	"github.com/acme/unified-customer-service/shared/kafka"
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
@@ -41,6 +42,8 @@ const (
 	EnvKafkaTLS               = "KAFKA_TLS"
 	EnvKafkaSASLSecretARN     = "KAFKA_SASL_SECRET_ARN"
 	EnvCaptureAFirstRun       = "CAPTURE_A_FIRST_RUN"
+	EnvDedupStore             = "DEDUP_STORE"
+	EnvSyncWorkerConcurrency  = "SYNC_WORKER_CONCURRENCY"
 )
 
 // Settings lists every setting the functions read, for tests that check the
@@ -52,6 +55,7 @@ var Settings = []string{
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 	EnvKafkaBootstrapServers, EnvKafkaAuth, EnvKafkaTLS, EnvKafkaSASLSecretARN,
 	EnvCaptureAFirstRun,
+	EnvDedupStore, EnvSyncWorkerConcurrency,
 }
 
 // MaxReconcileLease bounds RECONCILE_LEASE_SECONDS (exclusive): Lambda
@@ -92,6 +96,12 @@ type Config struct {
 	// CaptureAFirstRun is what System A's capture does with no state yet
 	// (CAPTURE_A_FIRST_RUN: snapshot, the default, or baseline).
 	CaptureAFirstRun capturea.FirstRun
+	// DedupStore is the sync worker's idempotency store (DEDUP_STORE:
+	// dynamodb://table or file:///abs/path); read only when Need.SyncWorker.
+	DedupStore string
+	// SyncWorkerConcurrency bounds the partitions of one batch the sync
+	// worker processes at once (SYNC_WORKER_CONCURRENCY, default 4).
+	SyncWorkerConcurrency int
 }
 
 // Kafka is the Kafka connection of the functions that publish or consume
@@ -107,6 +117,8 @@ type Kafka struct {
 type Need struct {
 	Report bool // REPORT_URI is required (reconcile)
 	Kafka  bool // KAFKA_BOOTSTRAP_SERVERS is required (change capture, sync worker)
+	// SyncWorker: DEDUP_STORE is required and SYNC_WORKER_CONCURRENCY read (the sync worker).
+	SyncWorker bool
 }
 
 // Load reads the configuration through getenv (os.Getenv in main).
@@ -172,6 +184,21 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	if need.Kafka {
 		if err := c.Kafka.load(get); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if need.SyncWorker {
+		c.DedupStore = get(EnvDedupStore)
+		if _, err := dedup.ParseLocation(c.DedupStore); err != nil {
+			bad(EnvDedupStore, "want dynamodb://table or file:///abs/path, got %q", c.DedupStore)
+		}
+		c.SyncWorkerConcurrency = 4
+		if v := get(EnvSyncWorkerConcurrency); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				bad(EnvSyncWorkerConcurrency, "want a whole number from 1 to 64, got %q", v)
+			} else {
+				c.SyncWorkerConcurrency = n
+			}
 		}
 	}
 	if c.MetricsNamespace == "" {

@@ -83,6 +83,9 @@ type Record struct {
 	Value     []byte
 	Headers   []changes.Header
 	Timestamp time.Time
+	// Unreadable says why the delivered record could not be read (its key
+	// or value is not base64): it is dead-lettered with this reason.
+	Unreadable error
 }
 
 // Lane names the record's topic-partition as the event source mapping
@@ -181,6 +184,33 @@ func (w *Worker) Process(ctx context.Context, recs []Record) []Failure {
 	return out
 }
 
+// BatchResponse is the answer to the event source mapping with
+// ReportBatchItemFailures: the records to retry. An empty list is success.
+type BatchResponse struct {
+	BatchItemFailures []BatchItemFailure `json:"batchItemFailures"`
+}
+
+// BatchItemFailure names one failed record.
+type BatchItemFailure struct {
+	ItemIdentifier ItemIdentifier `json:"itemIdentifier"`
+}
+
+// ItemIdentifier is a Kafka record's identity in a partial batch response:
+// its topic-partition (the key of the event's records map) and offset.
+type ItemIdentifier struct {
+	Partition string `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+// Response renders failures for the event source mapping.
+func Response(failures []Failure) BatchResponse {
+	out := BatchResponse{BatchItemFailures: make([]BatchItemFailure, 0, len(failures))}
+	for _, f := range failures {
+		out.BatchItemFailures = append(out.BatchItemFailures, BatchItemFailure{ItemIdentifier{Partition: f.Record.Lane(), Offset: f.Record.Offset}})
+	}
+	return out
+}
+
 // errRetryLater marks a record not tried because an earlier one of its
 // partition failed.
 var errRetryLater = errors.New("not tried, retried in order")
@@ -206,6 +236,9 @@ func (w *Worker) lock(key string) *sync.Mutex {
 
 // handle processes one record; an error means retry it.
 func (w *Worker) handle(ctx context.Context, rec *Record) error {
+	if rec.Unreadable != nil {
+		return w.deadLetter(ctx, rec, rec.Unreadable)
+	}
 	ev, err := changes.Decode(rec.Key, rec.Value, rec.Headers)
 	if err != nil {
 		return w.deadLetter(ctx, rec, err)

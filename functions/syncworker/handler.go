@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/acme/unified-customer-service/shared/changes"
+	"github.com/acme/unified-customer-service/shared/syncworker"
+)
+
+// Handler turns the event source mapping's events into the worker's
+// records and its failures into a partial batch response.
+type Handler struct {
+	Worker *syncworker.Worker
+	Log    *slog.Logger
+}
+
+// Handle processes one batch. It never returns an error: records to retry
+// are answered as batch item failures (the mapping has
+// ReportBatchItemFailures), so the rest of the batch is not retried.
+func (h *Handler) Handle(ctx context.Context, ev events.KafkaEvent) (syncworker.BatchResponse, error) {
+	recs := Records(ev)
+	failures := h.Worker.Process(ctx, recs)
+	for _, f := range failures {
+		h.Log.WarnContext(ctx, "change record to retry", "partition", f.Record.Lane(), "offset", f.Record.Offset, "err", f.Err.Error())
+	}
+	h.Log.InfoContext(ctx, "sync batch", "records", len(recs), "failed", len(failures))
+	return syncworker.Response(failures), nil
+}
+
+// Records flattens the event's records, partition by partition in a
+// stable order, each partition's in the order delivered. A key or value
+// that is not base64 makes the record Unreadable.
+func Records(ev events.KafkaEvent) []syncworker.Record {
+	lanes := make([]string, 0, len(ev.Records))
+	for k := range ev.Records {
+		lanes = append(lanes, k)
+	}
+	sort.Strings(lanes)
+	var out []syncworker.Record
+	for _, lane := range lanes {
+		for _, kr := range ev.Records[lane] {
+			r := syncworker.Record{
+				Topic: kr.Topic, Partition: int32(kr.Partition), Offset: kr.Offset,
+				Timestamp: time.UnixMilli(kr.Timestamp.UnixMilli()),
+			}
+			var err error
+			if r.Key, err = base64.StdEncoding.DecodeString(kr.Key); err != nil {
+				r.Unreadable = fmt.Errorf("the record key is not base64")
+			} else if r.Value, err = base64.StdEncoding.DecodeString(kr.Value); err != nil {
+				r.Unreadable = fmt.Errorf("the record value is not base64")
+			}
+			for _, hs := range kr.Headers {
+				keys := make([]string, 0, len(hs))
+				for k := range hs {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					r.Headers = append(r.Headers, changes.Header{Key: k, Value: hs[k]})
+				}
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
