@@ -284,6 +284,12 @@ func testFixtures(t *testing.T, s *stack) {
 		"capturea-current-version.json": {0, `"status":"duplicate"`, false},
 		"capturea-object-created.json":  {0, "", true},
 		"capturea-not-s3.json":          {0, "", true},
+		// The sync worker's Kafka events: every record done (the poison
+		// ones dead-lettered), none handed back.
+		"kafka-system-a.json": {0, `{"batchItemFailures":[]}`, false},
+		"kafka-system-b.json": {0, `{"batchItemFailures":[]}`, false},
+		"kafka-poison.json":   {0, `{"batchItemFailures":[]}`, false},
+		"kafka-batch.json":    {0, `{"batchItemFailures":[]}`, false},
 	}
 	files, err := filepath.Glob(filepath.Join(repoRoot, "events", "*.json"))
 	if err != nil || len(files) == 0 {
@@ -298,6 +304,9 @@ func testFixtures(t *testing.T, s *stack) {
 		}
 		t.Run(name, func(t *testing.T) {
 			prefix, _, _ := strings.Cut(name, "-")
+			if prefix == "kafka" {
+				prefix = "syncworker"
+			}
 			fn := ""
 			for _, f := range loadFunctions(t, filepath.Join(repoRoot, "template.yaml")) {
 				if strings.EqualFold(f.LogicalID, prefix+"Function") {
