@@ -57,11 +57,7 @@ func TestCreateTopics(t *testing.T) {
 // partitions returns topic's partition count, read with a plain client.
 func partitions(t *testing.T, brokers []string, topic string) int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	adm := kadm.NewClient(cl)
+	adm := admin(t, brokers)
 	defer adm.Close()
 	d, err := adm.ListTopics(context.Background(), topic)
 	if err != nil {
@@ -97,11 +93,7 @@ func TestUsage(t *testing.T) {
 // cleanupPolicy returns topic's cleanup.policy, read with a plain client.
 func cleanupPolicy(t *testing.T, brokers []string, topic string) string {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	adm := kadm.NewClient(cl)
+	adm := admin(t, brokers)
 	defer adm.Close()
 	rcs, err := adm.DescribeTopicConfigs(context.Background(), topic)
 	if err != nil {
@@ -117,4 +109,14 @@ func cleanupPolicy(t *testing.T, brokers []string, topic string) string {
 		}
 	}
 	return ""
+}
+
+// admin returns a plain admin client.
+func admin(t *testing.T, brokers []string) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kadm.NewClient(cl)
 }
