@@ -21,6 +21,8 @@ import (
 type File struct {
 	db    *sql.DB
 	now   func() time.Time
+	// The prepared statements.
+	seen, mark, expire, applied, setApplied *sql.Stmt
 	marks atomic.Uint64 // Mark calls, to expire old ids now and then
 }
 
@@ -43,11 +45,34 @@ func OpenFile(path string, now func() time.Time) (*File, error) {
 CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, expires_ns INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS applied (key TEXT NOT NULL, system TEXT NOT NULL, last_updated_ns INTEGER NOT NULL,
   PRIMARY KEY (key, system)) WITHOUT ROWID;`
+	// One connection: SQLite has one writer at a time, and writers that
+	// meet on the file lock back off in sleeps of milliseconds; queued in
+	// the pool they take turns at once. Other processes still share the
+	// file (WAL, busy_timeout).
+	db.SetMaxOpenConns(1)
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("dedup: open %s: %w: %w", path, merge.ErrUnavailable, err)
 	}
-	return &File{db: db, now: now}, nil
+	f := &File{db: db, now: now}
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		{&f.seen, `SELECT expires_ns FROM seen WHERE id = ?`},
+		{&f.mark, `INSERT INTO seen (id, expires_ns) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET expires_ns = excluded.expires_ns`},
+		{&f.expire, `DELETE FROM seen WHERE expires_ns <= ?`},
+		{&f.applied, `SELECT last_updated_ns FROM applied WHERE key = ? AND system = ?`},
+		{&f.setApplied, `INSERT INTO applied (key, system, last_updated_ns) VALUES (?, ?, ?)
+ON CONFLICT (key, system) DO UPDATE SET last_updated_ns = excluded.last_updated_ns
+WHERE excluded.last_updated_ns > applied.last_updated_ns`},
+	} {
+		if *p.st, err = db.Prepare(p.sql); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("dedup: open %s: %w: %w", path, merge.ErrUnavailable, err)
+		}
+	}
+	return f, nil
 }
 
 // Close closes the file.
@@ -56,7 +81,7 @@ func (f *File) Close() error { return f.db.Close() }
 // Seen implements Store.
 func (f *File) Seen(ctx context.Context, id string) (bool, error) {
 	var exp int64
-	err := f.db.QueryRowContext(ctx, `SELECT expires_ns FROM seen WHERE id = ?`, id).Scan(&exp)
+	err := f.seen.QueryRowContext(ctx, id).Scan(&exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -69,12 +94,11 @@ func (f *File) Seen(ctx context.Context, id string) (bool, error) {
 // Mark implements Store. One call in 256 also deletes expired ids.
 func (f *File) Mark(ctx context.Context, id string, ttl time.Duration) error {
 	now := f.now()
-	if _, err := f.db.ExecContext(ctx, `INSERT INTO seen (id, expires_ns) VALUES (?, ?)
-ON CONFLICT (id) DO UPDATE SET expires_ns = excluded.expires_ns`, id, now.Add(ttl).UnixNano()); err != nil {
+	if _, err := f.mark.ExecContext(ctx, id, now.Add(ttl).UnixNano()); err != nil {
 		return fmt.Errorf("dedup: mark: %w: %w", merge.ErrUnavailable, err)
 	}
 	if f.marks.Add(1)%256 == 0 {
-		if _, err := f.db.ExecContext(ctx, `DELETE FROM seen WHERE expires_ns <= ?`, now.UnixNano()); err != nil {
+		if _, err := f.expire.ExecContext(ctx, now.UnixNano()); err != nil {
 			return fmt.Errorf("dedup: mark: expire: %w: %w", merge.ErrUnavailable, err)
 		}
 	}
@@ -84,7 +108,7 @@ ON CONFLICT (id) DO UPDATE SET expires_ns = excluded.expires_ns`, id, now.Add(tt
 // Applied implements Store.
 func (f *File) Applied(ctx context.Context, key string, system merge.Source) (time.Time, error) {
 	var ns int64
-	err := f.db.QueryRowContext(ctx, `SELECT last_updated_ns FROM applied WHERE key = ? AND system = ?`, key, string(system)).Scan(&ns)
+	err := f.applied.QueryRowContext(ctx, key, string(system)).Scan(&ns)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}
@@ -96,9 +120,7 @@ func (f *File) Applied(ctx context.Context, key string, system merge.Source) (ti
 
 // SetApplied implements Store: an upsert that only moves forward.
 func (f *File) SetApplied(ctx context.Context, key string, system merge.Source, t time.Time) error {
-	if _, err := f.db.ExecContext(ctx, `INSERT INTO applied (key, system, last_updated_ns) VALUES (?, ?, ?)
-ON CONFLICT (key, system) DO UPDATE SET last_updated_ns = excluded.last_updated_ns
-WHERE excluded.last_updated_ns > applied.last_updated_ns`, key, string(system), t.UnixNano()); err != nil {
+	if _, err := f.setApplied.ExecContext(ctx, key, string(system), t.UnixNano()); err != nil {
 		return fmt.Errorf("dedup: set applied: %w: %w", merge.ErrUnavailable, err)
 	}
 	return nil

@@ -153,7 +153,7 @@ type env struct {
 
 var allTopics = []string{changes.TopicSystemA, changes.TopicSystemB, syncworker.TopicUnified, syncworker.TopicConflicts, syncworker.TopicDeadLetter}
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	c := kafkatest.Broker(t, 3, allTopics...)
 	brokers := c.ListenAddrs()
@@ -192,7 +192,7 @@ func customer(email, first, tier string, lastUpdated time.Time) *merge.Record {
 
 // change builds the change event of src from before to after as a
 // delivered record, on partition p at offset off.
-func change(t *testing.T, src merge.Source, before, after *merge.Record, p int32, off int64) syncworker.Record {
+func change(t testing.TB, src merge.Source, before, after *merge.Record, p int32, off int64) syncworker.Record {
 	t.Helper()
 	ev, err := changes.New(src, before, after, "v1", time.Time{}, t0)
 	if err != nil {
