@@ -20,16 +20,25 @@ import (
 // Store remembers processed event ids and applied watermarks. Its errors
 // are of kind merge.ErrUnavailable when the store cannot be reached.
 type Store interface {
-	// Seen reports whether id was marked and its TTL has not run out.
+	// Seen reports whether id was recorded and its TTL has not run out.
 	Seen(ctx context.Context, id string) (bool, error)
-	// Mark remembers id for ttl.
-	Mark(ctx context.Context, id string, ttl time.Duration) error
 	// Applied returns the lastUpdated of the newest change of system
 	// applied for key; the zero time when none was.
 	Applied(ctx context.Context, key string, system merge.Source) (time.Time, error)
-	// SetApplied moves key's watermark for system to t if t is later than
-	// the stored one; an older or equal t leaves it (and is no error).
-	SetApplied(ctx context.Context, key string, system merge.Source, t time.Time) error
+	// Record stores the outcome of processed events: each entry's id, kept
+	// for ttl, and, when its LastUpdated is set, its key's watermark for
+	// its system, moved only forward (an older or equal time leaves the
+	// stored one, and is no error). On an error some entries may have been
+	// stored; recording them again is harmless.
+	Record(ctx context.Context, ttl time.Duration, entries ...Entry) error
+}
+
+// Entry is one processed event for Store.Record.
+type Entry struct {
+	ID          string       // the event id
+	Key         string       // the customer's join key (with LastUpdated)
+	System      merge.Source // the system whose change it was (with LastUpdated)
+	LastUpdated time.Time    // the change's lastUpdated; zero: the id only (a skipped event)
 }
 
 // Location is a parsed DEDUP_STORE value.

@@ -26,7 +26,7 @@ func testStore(t *testing.T, st dedup.Store, c *clock) {
 		if seen, err := st.Seen(ctx, "id-1"); err != nil || seen {
 			t.Fatalf("Seen before Mark = %v, %v", seen, err)
 		}
-		if err := st.Mark(ctx, "id-1", time.Hour); err != nil {
+		if err := st.Record(ctx, time.Hour, dedup.Entry{ID: "id-1"}); err != nil {
 			t.Fatal(err)
 		}
 		if seen, err := st.Seen(ctx, "id-1"); err != nil || !seen {
@@ -54,16 +54,35 @@ func testStore(t *testing.T, st dedup.Store, c *clock) {
 			{t0.Add(time.Nanosecond * 1500), t0.Add(time.Nanosecond * 1500)},
 		}
 		for _, s := range steps {
-			if err := st.SetApplied(ctx, "ann@example.com", merge.SystemA, s.set); err != nil {
-				t.Fatalf("SetApplied(%v): %v", s.set, err)
+			e := dedup.Entry{ID: "id-" + s.set.String(), Key: "ann@example.com", System: merge.SystemA, LastUpdated: s.set}
+			if err := st.Record(ctx, time.Hour, e); err != nil {
+				t.Fatalf("Record(%v): %v", s.set, err)
 			}
 			got, err := st.Applied(ctx, "ann@example.com", merge.SystemA)
 			if err != nil || !got.Equal(s.want) {
-				t.Errorf("after SetApplied(%v): Applied = %v, %v; want %v", s.set, got, err, s.want)
+				t.Errorf("after Record(%v): Applied = %v, %v; want %v", s.set, got, err, s.want)
 			}
 		}
 		if got, _ := st.Applied(ctx, "ann@example.com", merge.SystemB); !got.IsZero() {
 			t.Errorf("System B's watermark = %v, want none (kept per system)", got)
+		}
+	})
+	t.Run("one Record of several entries", func(t *testing.T) {
+		err := st.Record(ctx, time.Hour,
+			dedup.Entry{ID: "b-1", Key: "bob@example.com", System: merge.SystemB, LastUpdated: t0},
+			dedup.Entry{ID: "b-2", Key: "bob@example.com", System: merge.SystemB, LastUpdated: t0.Add(-time.Minute)},
+			dedup.Entry{ID: "b-3"},
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"b-1", "b-2", "b-3"} {
+			if seen, err := st.Seen(ctx, id); err != nil || !seen {
+				t.Errorf("Seen(%s) = %v, %v", id, seen, err)
+			}
+		}
+		if got, _ := st.Applied(ctx, "bob@example.com", merge.SystemB); !got.Equal(t0) {
+			t.Errorf("watermark = %v, want %v (the newer of the two)", got, t0)
 		}
 	})
 }
@@ -76,7 +95,7 @@ func TestFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	testStore(t, st, c)
-	if err := st.Mark(context.Background(), "kept", time.Hour); err != nil {
+	if err := st.Record(context.Background(), time.Hour, dedup.Entry{ID: "kept"}, dedup.Entry{ID: "kept-2"}); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/acme/unified-customer-service/shared/merge"
 )
@@ -95,26 +96,6 @@ func (d *DynamoDB) Seen(ctx context.Context, id string) (bool, error) {
 	return !expired(time.Unix(exp, 0), d.now()), nil
 }
 
-// Mark implements Store. expiresAt is rounded up to the next second.
-func (d *DynamoDB) Mark(ctx context.Context, id string, ttl time.Duration) error {
-	exp := d.now().Add(ttl)
-	secs := exp.Unix()
-	if exp.Nanosecond() > 0 {
-		secs++
-	}
-	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(d.table),
-		Item: map[string]types.AttributeValue{
-			AttrPK:        &types.AttributeValueMemberS{Value: seenPK(id)},
-			AttrExpiresAt: &types.AttributeValueMemberN{Value: strconv.FormatInt(secs, 10)},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("dedup: mark: %w: %w", merge.ErrUnavailable, err)
-	}
-	return nil
-}
-
 // Applied implements Store.
 func (d *DynamoDB) Applied(ctx context.Context, key string, system merge.Source) (time.Time, error) {
 	item, err := d.get(ctx, appliedPK(key, system))
@@ -131,9 +112,42 @@ func (d *DynamoDB) Applied(ctx context.Context, key string, system merge.Source)
 	return time.Unix(0, ns).UTC(), nil
 }
 
-// SetApplied implements Store: a put conditional on the item being absent
-// or older; a failed condition is a newer or equal watermark, kept.
-func (d *DynamoDB) SetApplied(ctx context.Context, key string, system merge.Source, t time.Time) error {
+// Record implements Store: per entry, the watermark's conditional put and
+// then the id's put; up to 8 entries at once.
+func (d *DynamoDB) Record(ctx context.Context, ttl time.Duration, entries ...Entry) error {
+	exp := d.now().Add(ttl)
+	secs := exp.Unix()
+	if exp.Nanosecond() > 0 {
+		secs++ // TTLs are whole seconds: round up
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, e := range entries {
+		g.Go(func() error {
+			if !e.LastUpdated.IsZero() {
+				if err := d.setApplied(gctx, e.Key, e.System, e.LastUpdated); err != nil {
+					return err
+				}
+			}
+			_, err := d.api.PutItem(gctx, &dynamodb.PutItemInput{
+				TableName: aws.String(d.table),
+				Item: map[string]types.AttributeValue{
+					AttrPK:        &types.AttributeValueMemberS{Value: seenPK(e.ID)},
+					AttrExpiresAt: &types.AttributeValueMemberN{Value: strconv.FormatInt(secs, 10)},
+				},
+			})
+			if err != nil {
+				return fmt.Errorf("dedup: record: id: %w: %w", merge.ErrUnavailable, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// setApplied is a put conditional on the item being absent or older; a
+// failed condition is a newer or equal watermark, kept.
+func (d *DynamoDB) setApplied(ctx context.Context, key string, system merge.Source, t time.Time) error {
 	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(d.table),
 		Item: map[string]types.AttributeValue{
@@ -149,7 +163,7 @@ func (d *DynamoDB) SetApplied(ctx context.Context, key string, system merge.Sour
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("dedup: set applied: %w: %w", merge.ErrUnavailable, err)
+		return fmt.Errorf("dedup: record: watermark: %w: %w", merge.ErrUnavailable, err)
 	}
 	return nil
 }

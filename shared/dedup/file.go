@@ -17,13 +17,13 @@ import (
 
 // File is the embedded Store: one SQLite file (WAL), shared safely by
 // several processes on one machine. An id's TTL is honoured on read
-// (Seen); expired rows are removed by Mark now and then.
+// (Seen); expired rows are removed by Record now and then.
 type File struct {
-	db    *sql.DB
-	now   func() time.Time
+	db  *sql.DB
+	now func() time.Time
 	// The prepared statements.
 	seen, mark, expire, applied, setApplied *sql.Stmt
-	marks atomic.Uint64 // Mark calls, to expire old ids now and then
+	records                                 atomic.Uint64 // Record calls, to expire old ids now and then
 }
 
 var _ Store = (*File)(nil)
@@ -91,16 +91,36 @@ func (f *File) Seen(ctx context.Context, id string) (bool, error) {
 	return !expired(time.Unix(0, exp), f.now()), nil
 }
 
-// Mark implements Store. One call in 256 also deletes expired ids.
-func (f *File) Mark(ctx context.Context, id string, ttl time.Duration) error {
-	now := f.now()
-	if _, err := f.mark.ExecContext(ctx, id, now.Add(ttl).UnixNano()); err != nil {
-		return fmt.Errorf("dedup: mark: %w: %w", merge.ErrUnavailable, err)
+// Record implements Store: every entry in one transaction. One call in 64
+// also deletes expired ids.
+func (f *File) Record(ctx context.Context, ttl time.Duration, entries ...Entry) error {
+	if len(entries) == 0 {
+		return nil
 	}
-	if f.marks.Add(1)%256 == 0 {
-		if _, err := f.expire.ExecContext(ctx, now.UnixNano()); err != nil {
-			return fmt.Errorf("dedup: mark: expire: %w: %w", merge.ErrUnavailable, err)
+	now := f.now()
+	tx, err := f.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("dedup: record: %w: %w", merge.ErrUnavailable, err)
+	}
+	defer tx.Rollback()
+	mark, setApplied := tx.StmtContext(ctx, f.mark), tx.StmtContext(ctx, f.setApplied)
+	for _, e := range entries {
+		if !e.LastUpdated.IsZero() {
+			if _, err := setApplied.ExecContext(ctx, e.Key, string(e.System), e.LastUpdated.UnixNano()); err != nil {
+				return fmt.Errorf("dedup: record: watermark: %w: %w", merge.ErrUnavailable, err)
+			}
 		}
+		if _, err := mark.ExecContext(ctx, e.ID, now.Add(ttl).UnixNano()); err != nil {
+			return fmt.Errorf("dedup: record: id: %w: %w", merge.ErrUnavailable, err)
+		}
+	}
+	if f.records.Add(1)%64 == 0 {
+		if _, err := tx.StmtContext(ctx, f.expire).ExecContext(ctx, now.UnixNano()); err != nil {
+			return fmt.Errorf("dedup: record: expire: %w: %w", merge.ErrUnavailable, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("dedup: record: commit: %w: %w", merge.ErrUnavailable, err)
 	}
 	return nil
 }
@@ -116,12 +136,4 @@ func (f *File) Applied(ctx context.Context, key string, system merge.Source) (ti
 		return time.Time{}, fmt.Errorf("dedup: applied: %w: %w", merge.ErrUnavailable, err)
 	}
 	return time.Unix(0, ns).UTC(), nil
-}
-
-// SetApplied implements Store: an upsert that only moves forward.
-func (f *File) SetApplied(ctx context.Context, key string, system merge.Source, t time.Time) error {
-	if _, err := f.setApplied.ExecContext(ctx, key, string(system), t.UnixNano()); err != nil {
-		return fmt.Errorf("dedup: set applied: %w: %w", merge.ErrUnavailable, err)
-	}
-	return nil
 }

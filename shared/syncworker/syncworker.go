@@ -10,16 +10,18 @@
 // event whose source.lastUpdated is not newer than what was applied for
 // the customer and system is skipped; (3) both systems are read and merged;
 // (4) both outputs are published (acks=all); (5) the write-back runs, when
-// on; (6) the watermark moves and the id is remembered. A crash between 4
-// and 6 makes the event run again: the outputs carry the same ids (a hash
-// of the input event id and the output kind) and the write-back must be
-// idempotent itself (System B's If-Match).
+// on; (6) the watermark moves and the id is recorded. Steps 4 and 6 are
+// done for a whole sequence of records at once (one produce call, one
+// store call), in that order. A crash between 4 and 6 makes the events run
+// again: the outputs carry the same ids (a hash of the input event id and
+// the output kind) and the write-back must be idempotent itself (System
+// B's If-Match).
 //
 // A poison record (one changes.Decode refuses) is written with its reason
 // to the dead-letter topic and counts as done, so its partition moves on.
-// Any other failure (a system or the broker down) fails the record and
-// every later record of its partition: the event source mapping retries
-// them from the first, in order.
+// Any other failure (a system, the store or the broker down) fails the
+// record and every later record of its sequence: the event source mapping
+// retries them from the first, in order.
 package syncworker
 
 import (
@@ -28,7 +30,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -129,24 +130,20 @@ type Worker struct {
 	Concurrency int
 	// SeenTTL is how long processed ids are remembered; DefaultSeenTTL when zero.
 	SeenTTL time.Duration
-
-	locks [64]sync.Mutex // one customer at a time (its changes come on two topics)
 }
 
-// Process handles one batch: the records of each partition in offset
-// order, partitions concurrently. It returns the records to retry, the
-// first failed record of each failing partition and every later one of
-// that partition, in the batch's order; none when all were done.
+// Process handles one batch and returns the records to retry; none when
+// all were done. Records are processed in sequences, one per partition
+// number: a partition's records in offset order, those of the same
+// partition number on the other topic merged in by timestamp (the topics
+// are keyed alike, so with equal partition counts a customer's changes of
+// both systems are in one sequence). Sequences run concurrently (at most
+// Concurrency); within one, every record is decoded, checked and merged in
+// order, the outputs of all are published in one call, then the
+// write-backs run in order and the outcomes are recorded in one call. A
+// failure fails its record and every later one of its sequence.
 func (w *Worker) Process(ctx context.Context, recs []Record) []Failure {
-	lanes := map[string][]int{}
-	var order []string
-	for i := range recs {
-		l := recs[i].Lane()
-		if _, ok := lanes[l]; !ok {
-			order = append(order, l)
-		}
-		lanes[l] = append(lanes[l], i)
-	}
+	seqs := sequences(recs)
 	failed := make([]error, len(recs))
 	conc := w.Concurrency
 	if conc <= 0 {
@@ -154,21 +151,16 @@ func (w *Worker) Process(ctx context.Context, recs []Record) []Failure {
 	}
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
-	for _, l := range order {
-		idx := lanes[l]
-		sort.SliceStable(idx, func(a, b int) bool { return recs[idx[a]].Offset < recs[idx[b]].Offset })
+	for _, seq := range seqs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			for n, i := range idx {
-				if err := w.handle(ctx, &recs[i]); err != nil {
-					failed[i] = err
-					for _, j := range idx[n+1:] {
-						failed[j] = fmt.Errorf("syncworker: after an earlier failure in %s at offset %d: %w", l, recs[i].Offset, errRetryLater)
-					}
-					return
+			if n, err := w.processSeq(ctx, recs, seq); err != nil {
+				failed[seq[n]] = err
+				for _, j := range seq[n+1:] {
+					failed[j] = fmt.Errorf("syncworker: after an earlier failure at %s offset %d: %w", recs[seq[n]].Lane(), recs[seq[n]].Offset, errRetryLater)
 				}
 			}
 		}()
@@ -181,6 +173,56 @@ func (w *Worker) Process(ctx context.Context, recs []Record) []Failure {
 		}
 	}
 	w.count(MetricFailed, int64(len(out)))
+	return out
+}
+
+// sequences groups the records' indexes by partition number (in order of
+// first appearance), each partition's in offset order, and merges the
+// partitions of one number by timestamp (ties: the first lane seen).
+func sequences(recs []Record) [][]int {
+	type group struct {
+		lanes map[string][]int
+		order []string
+	}
+	groups := map[int32]*group{}
+	var nums []int32
+	for i := range recs {
+		g := groups[recs[i].Partition]
+		if g == nil {
+			g = &group{lanes: map[string][]int{}}
+			groups[recs[i].Partition] = g
+			nums = append(nums, recs[i].Partition)
+		}
+		l := recs[i].Lane()
+		if _, ok := g.lanes[l]; !ok {
+			g.order = append(g.order, l)
+		}
+		g.lanes[l] = append(g.lanes[l], i)
+	}
+	out := make([][]int, 0, len(nums))
+	for _, num := range nums {
+		g := groups[num]
+		heads := make([][]int, len(g.order))
+		n := 0
+		for k, l := range g.order {
+			idx := g.lanes[l]
+			sort.SliceStable(idx, func(a, b int) bool { return recs[idx[a]].Offset < recs[idx[b]].Offset })
+			heads[k] = idx
+			n += len(idx)
+		}
+		seq := make([]int, 0, n)
+		for len(seq) < n {
+			best := -1
+			for k, h := range heads {
+				if len(h) > 0 && (best < 0 || recs[h[0]].Timestamp.Before(recs[heads[best][0]].Timestamp)) {
+					best = k
+				}
+			}
+			seq = append(seq, heads[best][0])
+			heads[best] = heads[best][1:]
+		}
+		out = append(out, seq)
+	}
 	return out
 }
 
@@ -228,44 +270,135 @@ func (w *Worker) count(name string, n int64) {
 	}
 }
 
-func (w *Worker) lock(key string) *sync.Mutex {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return &w.locks[h.Sum32()%uint32(len(w.locks))]
+// step is what one record of a sequence came to before publishing.
+type step struct {
+	n      int           // its position in the sequence
+	ev     changes.Event // decoded (not for a poison record)
+	skip   bool          // seen or stale: its id is recorded, nothing published
+	poison bool          // dead-lettered: done once its dead-letter record is published
+	res    *merge.Result // the merge; nil when neither system holds the customer
 }
 
-// handle processes one record; an error means retry it.
-func (w *Worker) handle(ctx context.Context, rec *Record) error {
-	if rec.Unreadable != nil {
-		return w.deadLetter(ctx, rec, rec.Unreadable)
-	}
-	ev, err := changes.Decode(rec.Key, rec.Value, rec.Headers)
-	if err != nil {
-		return w.deadLetter(ctx, rec, err)
-	}
-	mu := w.lock(ev.Key)
-	mu.Lock()
-	defer mu.Unlock()
-
-	seen, err := w.Dedup.Seen(ctx, ev.ID)
-	if err != nil {
-		return fmt.Errorf("syncworker: event %s: %w", ev.ID, err)
-	}
-	if seen {
-		w.count(MetricSkipped, 1)
-		return nil
-	}
-	applied, err := w.Dedup.Applied(ctx, ev.Key, ev.Source.System)
-	if err != nil {
-		return fmt.Errorf("syncworker: event %s: %w", ev.ID, err)
-	}
-	if stale(ev, applied) {
-		w.count(MetricSkipped, 1)
-		if err := w.Dedup.Mark(ctx, ev.ID, w.ttl()); err != nil {
-			return fmt.Errorf("syncworker: event %s: %w", ev.ID, err)
+// processSeq processes one sequence. On an error it returns the position
+// of the first record not done.
+func (w *Worker) processSeq(ctx context.Context, recs []Record, seq []int) (int, error) {
+	var steps []step
+	var msgs []kafka.Message
+	applied := map[string]time.Time{} // key NUL system -> the watermark after the steps so far
+	ids := map[string]bool{}          // event ids of the steps so far
+	stop, stopErr := len(seq), error(nil)
+	for n, i := range seq {
+		st, out, err := w.prepare(ctx, &recs[i], applied, ids)
+		if err != nil {
+			stop, stopErr = n, err
+			break
 		}
-		return nil
+		st.n = n
+		steps = append(steps, st)
+		msgs = append(msgs, out...)
 	}
+	if len(msgs) > 0 {
+		if err := w.Out.Send(ctx, msgs...); err != nil {
+			return 0, fmt.Errorf("syncworker: publish: %w", err)
+		}
+	}
+	published := w.now()
+	var entries []dedup.Entry
+	var processed []step
+	for k, st := range steps {
+		if st.poison {
+			continue
+		}
+		if !st.skip && st.res != nil && w.WriteBack != nil {
+			if err := w.WriteBack.Apply(ctx, st.ev.Key, *st.res, st.ev); err != nil {
+				stop, stopErr = st.n, fmt.Errorf("syncworker: event %s: write-back: %w", st.ev.ID, err)
+				steps = steps[:k]
+				break
+			}
+		}
+		e := dedup.Entry{ID: st.ev.ID}
+		if !st.skip {
+			e.Key, e.System, e.LastUpdated = st.ev.Key, st.ev.Source.System, st.ev.Source.LastUpdated
+			processed = append(processed, st)
+		}
+		entries = append(entries, e)
+	}
+	if err := w.Dedup.Record(ctx, w.ttl(), entries...); err != nil {
+		first := stop
+		for _, st := range steps {
+			if !st.poison {
+				first = st.n
+				break
+			}
+		}
+		return first, fmt.Errorf("syncworker: record processed events: %w", err)
+	}
+	for _, st := range steps {
+		switch {
+		case st.poison:
+			w.count(MetricDeadLettered, 1)
+		case st.skip:
+			w.count(MetricSkipped, 1)
+		}
+	}
+	w.count(MetricProcessed, int64(len(processed)))
+	for _, st := range processed {
+		if st.res != nil {
+			w.count(emf.SyncConflicts, int64(len(st.res.Conflicts)))
+		}
+		if w.Metrics != nil {
+			w.Metrics.Observe(emf.SyncLag, published.Sub(SourceTime(st.ev)).Seconds(), emf.Seconds)
+		}
+	}
+	return stop, stopErr
+}
+
+// prepare decodes, checks and merges one record and returns its outputs.
+// applied and ids carry the watermarks and event ids of the sequence's
+// earlier records, not yet recorded in the store.
+func (w *Worker) prepare(ctx context.Context, rec *Record, applied map[string]time.Time, ids map[string]bool) (step, []kafka.Message, error) {
+	reason := rec.Unreadable
+	var ev changes.Event
+	if reason == nil {
+		var err error
+		if ev, err = changes.Decode(rec.Key, rec.Value, rec.Headers); err != nil {
+			reason = err
+		}
+	}
+	if reason != nil {
+		w.logPoison(ctx, rec, reason)
+		return step{poison: true}, []kafka.Message{deadLetter(rec, reason)}, nil
+	}
+	st := step{ev: ev}
+	seen := ids[ev.ID]
+	if !seen {
+		var err error
+		if seen, err = w.Dedup.Seen(ctx, ev.ID); err != nil {
+			return step{}, nil, fmt.Errorf("syncworker: event %s: %w", ev.ID, err)
+		}
+	}
+	ids[ev.ID] = true
+	if seen {
+		st.skip = true
+		return st, nil, nil
+	}
+	wk := ev.Key + "\x00" + string(ev.Source.System)
+	last, ok := applied[wk]
+	if !ok {
+		var err error
+		if last, err = w.Dedup.Applied(ctx, ev.Key, ev.Source.System); err != nil {
+			return step{}, nil, fmt.Errorf("syncworker: event %s: %w", ev.ID, err)
+		}
+	}
+	if stale(ev, last) {
+		applied[wk] = last
+		st.skip = true
+		return st, nil, nil
+	}
+	if ev.Source.LastUpdated.After(last) {
+		last = ev.Source.LastUpdated
+	}
+	applied[wk] = last
 
 	read := w.Reader.Read(ctx, ev.Key)
 	if fs := read.Failures(); len(fs) > 0 {
@@ -273,40 +406,17 @@ func (w *Worker) handle(ctx context.Context, rec *Record) error {
 		for i, f := range fs {
 			errs[i] = f.Err
 		}
-		return fmt.Errorf("syncworker: event %s: read: %w", ev.ID, errors.Join(errs...))
+		return step{}, nil, fmt.Errorf("syncworker: event %s: read: %w", ev.ID, errors.Join(errs...))
 	}
-	var res *merge.Result
 	if read.A != nil || read.B != nil {
 		r := merge.Merge(read.A, read.B, w.Rules)
-		res = &r
+		st.res = &r
 	}
-	msgs, err := Outputs(ev, res, read.Freshness)
+	msgs, err := Outputs(ev, st.res, read.Freshness)
 	if err != nil {
-		return fmt.Errorf("syncworker: event %s: %w", ev.ID, err)
+		return step{}, nil, fmt.Errorf("syncworker: event %s: %w", ev.ID, err)
 	}
-	if err := w.Out.Send(ctx, msgs...); err != nil {
-		return fmt.Errorf("syncworker: event %s: publish: %w", ev.ID, err)
-	}
-	published := w.now()
-	if res != nil && w.WriteBack != nil {
-		if err := w.WriteBack.Apply(ctx, ev.Key, *res, ev); err != nil {
-			return fmt.Errorf("syncworker: event %s: write-back: %w", ev.ID, err)
-		}
-	}
-	if err := w.Dedup.SetApplied(ctx, ev.Key, ev.Source.System, ev.Source.LastUpdated); err != nil {
-		return fmt.Errorf("syncworker: event %s: %w", ev.ID, err)
-	}
-	if err := w.Dedup.Mark(ctx, ev.ID, w.ttl()); err != nil {
-		return fmt.Errorf("syncworker: event %s: %w", ev.ID, err)
-	}
-	w.count(MetricProcessed, 1)
-	if res != nil {
-		w.count(emf.SyncConflicts, int64(len(res.Conflicts)))
-	}
-	if w.Metrics != nil {
-		w.Metrics.Observe(emf.SyncLag, published.Sub(SourceTime(ev)).Seconds(), emf.Seconds)
-	}
-	return nil
+	return st, msgs, nil
 }
 
 func (w *Worker) ttl() time.Duration {
@@ -340,28 +450,26 @@ func SourceTime(ev changes.Event) time.Time {
 	return ev.Source.LastUpdated
 }
 
-// deadLetter writes a poison record, its reason and where it came from to
-// the dead-letter topic; the record then counts as done.
-func (w *Worker) deadLetter(ctx context.Context, rec *Record, reason error) error {
+// deadLetter is the dead-letter record of a poison record: its key,
+// value and headers as they were, its reason and where it came from.
+func deadLetter(rec *Record, reason error) kafka.Message {
 	m := kafka.Message{Topic: TopicDeadLetter, Key: rec.Key, Value: rec.Value}
 	for _, h := range rec.Headers {
 		m.Headers = append(m.Headers, [2]string{h.Key, string(h.Value)})
 	}
-	m.Headers = append(m.Headers,
+	return kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: append(m.Headers,
 		[2]string{HeaderDLQReason, reason.Error()},
 		[2]string{HeaderDLQTopic, rec.Topic},
 		[2]string{HeaderDLQPartition, strconv.Itoa(int(rec.Partition))},
 		[2]string{HeaderDLQOffset, strconv.FormatInt(rec.Offset, 10)},
-	)
-	if err := w.Out.Send(ctx, m); err != nil {
-		return fmt.Errorf("syncworker: dead-letter %s at offset %d: %w", rec.Lane(), rec.Offset, err)
-	}
-	w.count(MetricDeadLettered, 1)
+	)}
+}
+
+func (w *Worker) logPoison(ctx context.Context, rec *Record, reason error) {
 	if w.Log != nil {
-		w.Log.WarnContext(ctx, "poison change record sent to the dead-letter topic",
+		w.Log.WarnContext(ctx, "poison change record: sent to the dead-letter topic",
 			"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "reason", reason.Error())
 	}
-	return nil
 }
 
 // OutputID is the id of the output of kind ("unified", "conflicts") for the

@@ -3,6 +3,7 @@ package syncworker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -194,19 +195,19 @@ func TestProcessRedeliveredBatch(t *testing.T) {
 	}
 }
 
-// crashStore fails the first SetApplied: a crash after the outputs were
-// published and before the event was recorded.
+// crashStore fails the first Record: a crash after the outputs were
+// published and before the events were recorded.
 type crashStore struct {
 	dedup.Store
 	crashed bool
 }
 
-func (c *crashStore) SetApplied(ctx context.Context, key string, sys merge.Source, t time.Time) error {
+func (c *crashStore) Record(ctx context.Context, ttl time.Duration, entries ...dedup.Entry) error {
 	if !c.crashed {
 		c.crashed = true
 		return errors.New("killed")
 	}
-	return c.Store.SetApplied(ctx, key, sys, t)
+	return c.Store.Record(ctx, ttl, entries...)
 }
 
 func TestProcessCrashAfterPublish(t *testing.T) {
@@ -281,5 +282,86 @@ func TestProcessBrokerDown(t *testing.T) {
 	}
 	if seen, _ := e.store.Seen(context.Background(), eventID(t, fs[0].Record)); seen {
 		t.Errorf("an unpublished event was marked processed")
+	}
+}
+
+func TestProcessOrderAcrossTopics(t *testing.T) {
+	e := newEnv(t)
+	email := "mia@example.com"
+	a1 := customer(email, "Mia", "gold", t0.Add(-3*time.Hour))
+	b1 := customer(email, "Mya", "", t0.Add(-2*time.Hour))
+	a2 := customer(email, "Mia", "platinum", t0.Add(-time.Hour))
+	e.sys.set(merge.SystemA, a2)
+	e.sys.set(merge.SystemB, b1)
+	recs := []syncworker.Record{
+		change(t, merge.SystemA, a1, a2, 1, 41), // the later System A change, delivered first in the batch
+		change(t, merge.SystemB, nil, b1, 1, 7),
+		change(t, merge.SystemA, nil, a1, 1, 40),
+	}
+	recs[0].Timestamp, recs[1].Timestamp, recs[2].Timestamp = t0.Add(3*time.Second), t0.Add(2*time.Second), t0.Add(time.Second)
+	mustNoFailures(t, e.w.Process(context.Background(), recs))
+	got := kafkatest.Consume(t, e.brokers, syncworker.TopicUnified, 3)
+	want := []string{eventID(t, recs[2]), eventID(t, recs[1]), eventID(t, recs[0])} // offsets within a topic, timestamps across
+	for i, r := range got {
+		if header(r, syncworker.HeaderSourceEventID) != want[i] {
+			t.Errorf("unified[%d] answers %s, want %s", i, header(r, syncworker.HeaderSourceEventID), want[i])
+		}
+	}
+}
+
+func TestProcessStaleWithinOneBatch(t *testing.T) {
+	e := newEnv(t)
+	email := "ned@example.com"
+	newer := customer(email, "Ned", "", t0)
+	older := customer(email, "Ed", "", t0.Add(-time.Hour))
+	e.sys.set(merge.SystemB, newer)
+	recs := []syncworker.Record{change(t, merge.SystemB, older, newer, 0, 1), change(t, merge.SystemB, nil, older, 0, 2)}
+	mustNoFailures(t, e.w.Process(context.Background(), recs))
+	if n := kafkatest.Count(t, e.brokers, syncworker.TopicUnified); n != 1 {
+		t.Errorf("unified records %d, want 1 (the older change in the same batch is stale)", n)
+	}
+	if got := e.met.count(syncworker.MetricSkipped); got != 1 {
+		t.Errorf("skipped = %d, want 1", got)
+	}
+}
+
+// failingWriteBack fails for one event id.
+type failingWriteBack struct {
+	writeBacks
+	failID string
+}
+
+func (f *failingWriteBack) Apply(ctx context.Context, key string, res merge.Result, ev changes.Event) error {
+	if ev.ID == f.failID {
+		return fmt.Errorf("system B: 503: %w", merge.ErrUnavailable)
+	}
+	return f.writeBacks.Apply(ctx, key, res, ev)
+}
+
+func TestProcessWriteBackFails(t *testing.T) {
+	e := newEnv(t)
+	var recs []syncworker.Record
+	for i, name := range []string{"ola", "pia", "quin"} {
+		r := customer(name+"@example.com", name, "", t0)
+		e.sys.set(merge.SystemA, customer(name+"@example.com", name+"x", "", t0.Add(-time.Hour)))
+		e.sys.set(merge.SystemB, r)
+		recs = append(recs, change(t, merge.SystemB, nil, r, 2, int64(i)))
+	}
+	wb := &failingWriteBack{failID: eventID(t, recs[1])}
+	e.w.WriteBack = wb
+	fs := e.w.Process(context.Background(), recs)
+	if len(fs) != 2 || fs[0].Record.Offset != 1 || !strings.Contains(fs[0].Err.Error(), "write-back") {
+		t.Fatalf("failures %v, want offsets 1 and 2, the first a write-back failure", fs)
+	}
+	if seen, _ := e.store.Seen(context.Background(), eventID(t, recs[0])); !seen {
+		t.Errorf("the event before the failure was not recorded")
+	}
+	if seen, _ := e.store.Seen(context.Background(), eventID(t, recs[1])); seen {
+		t.Errorf("the failed event was recorded")
+	}
+	wb.failID = ""
+	mustNoFailures(t, e.w.Process(context.Background(), recs[1:]))
+	if got := wb.total(); got != 3 {
+		t.Errorf("write-backs = %d, want 3 (one per event)", got)
 	}
 }
