@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -28,7 +29,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.KafkaEvent) (syncworker.
 	recs := Records(ev)
 	failures := h.Worker.Process(ctx, recs)
 	for _, f := range failures {
-		h.Log.WarnContext(ctx, "change record to retry", "partition", f.Record.Lane(), "offset", f.Record.Offset, "err", f.Err.Error())
+		if !errors.Is(f.Err, syncworker.ErrAfterFailure) { // the first failure of each sequence
+			h.Log.WarnContext(ctx, "change record to retry, with the rest of its sequence", "partition", f.Record.Lane(), "offset", f.Record.Offset, "err", f.Err.Error())
+		}
 	}
 	h.Log.InfoContext(ctx, "sync batch", "records", len(recs), "failed", len(failures))
 	return syncworker.Response(failures), nil

@@ -160,7 +160,7 @@ func (w *Worker) Process(ctx context.Context, recs []Record) []Failure {
 			if n, err := w.processSeq(ctx, recs, seq); err != nil {
 				failed[seq[n]] = err
 				for _, j := range seq[n+1:] {
-					failed[j] = fmt.Errorf("syncworker: after an earlier failure at %s offset %d: %w", recs[seq[n]].Lane(), recs[seq[n]].Offset, errRetryLater)
+					failed[j] = fmt.Errorf("syncworker: after an earlier failure at %s offset %d: %w", recs[seq[n]].Lane(), recs[seq[n]].Offset, ErrAfterFailure)
 				}
 			}
 		}()
@@ -253,9 +253,9 @@ func Response(failures []Failure) BatchResponse {
 	return out
 }
 
-// errRetryLater marks a record not tried because an earlier one of its
-// partition failed.
-var errRetryLater = errors.New("not tried, retried in order")
+// ErrAfterFailure is wrapped by the failure of a record not tried because
+// an earlier one of its sequence failed.
+var ErrAfterFailure = errors.New("not tried, retried in order")
 
 func (w *Worker) now() time.Time {
 	if w.Now != nil {

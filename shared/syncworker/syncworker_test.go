@@ -241,8 +241,11 @@ func TestProcessSystemBDown(t *testing.T) {
 	if len(fs) != 3 {
 		t.Fatalf("failures = %d, want all 3 of the partition", len(fs))
 	}
-	if !errors.Is(fs[0].Err, merge.ErrUnavailable) {
+	if !errors.Is(fs[0].Err, merge.ErrUnavailable) || errors.Is(fs[0].Err, syncworker.ErrAfterFailure) {
 		t.Errorf("first failure %v, want ErrUnavailable", fs[0].Err)
+	}
+	if !errors.Is(fs[1].Err, syncworker.ErrAfterFailure) || !errors.Is(fs[2].Err, syncworker.ErrAfterFailure) {
+		t.Errorf("later failures %v, %v; want ErrAfterFailure", fs[1].Err, fs[2].Err)
 	}
 	if got := e.met.count(syncworker.MetricFailed); got != 3 {
 		t.Errorf("failed = %d, want 3", got)
