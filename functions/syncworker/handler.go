@@ -15,6 +15,11 @@ import (
 	"github.com/acme/unified-customer-service/shared/syncworker"
 )
 
+// AnswerReserve is the time before the invocation's deadline at which the
+// processing of a batch is cut (a system or the broker hanging), so the
+// handler still answers with the records to retry instead of timing out.
+const AnswerReserve = time.Second
+
 // Handler turns the event source mapping's events into the worker's
 // records and its failures into a partial batch response.
 type Handler struct {
@@ -27,7 +32,13 @@ type Handler struct {
 // ReportBatchItemFailures), so the rest of the batch is not retried.
 func (h *Handler) Handle(ctx context.Context, ev events.KafkaEvent) (syncworker.BatchResponse, error) {
 	recs := Records(ev)
-	failures := h.Worker.Process(ctx, recs)
+	pctx := ctx
+	if dl, ok := ctx.Deadline(); ok { // stop in time to answer which records to retry
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithDeadline(ctx, dl.Add(-AnswerReserve))
+		defer cancel()
+	}
+	failures := h.Worker.Process(pctx, recs)
 	for _, f := range failures {
 		if !errors.Is(f.Err, syncworker.ErrAfterFailure) { // the first failure of each sequence
 			h.Log.WarnContext(ctx, "change record to retry, with the rest of its sequence", "partition", f.Record.Lane(), "offset", f.Record.Offset, "err", f.Err.Error())

@@ -152,3 +152,24 @@ func TestRecordsUnreadable(t *testing.T) {
 		t.Fatalf("records %+v, want both unreadable", recs)
 	}
 }
+
+func TestHandleAnswersBeforeTheDeadline(t *testing.T) {
+	var ev events.KafkaEvent
+	testkit.Event(t, "kafka-system-b.json", &ev)
+	h, _, _ := setup(t, Records(ev))
+	p, err := kafka.NewProducer(kafka.Config{Brokers: []string{kafkatest.FreeAddr(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	h.Worker.Out = p                                                        // a broker that cannot be reached: the publish waits for the deadline
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second) // the invocation's deadline
+	defer cancel()
+	resp, err := h.Handle(ctx, ev)
+	if err != nil || len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("Handle = %+v, %v; want the record handed back", resp, err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("Handle answered after the invocation's deadline")
+	}
+}

@@ -36,10 +36,11 @@ import (
 
 // The template's logical ids.
 const (
-	lookupFn    = "LookupFunction"
-	syncFn      = "SyncFunction"
-	reconcileFn = "ReconcileFunction"
-	captureAFn  = "CaptureAFunction"
+	lookupFn     = "LookupFunction"
+	syncFn       = "SyncFunction"
+	reconcileFn  = "ReconcileFunction"
+	captureAFn   = "CaptureAFunction"
+	syncWorkerFn = "SyncWorkerFunction"
 )
 
 // The template's buckets and keys (its parameters' defaults).
@@ -57,7 +58,7 @@ const datasetN = 3000
 
 // rigFunctions are the functions every rig runs (each starts a process
 // only when first invoked).
-var rigFunctions = []string{lookupFn, syncFn, reconcileFn, captureAFn}
+var rigFunctions = []string{lookupFn, syncFn, reconcileFn, captureAFn, syncWorkerFn}
 
 // captureTimeout replaces CaptureAFunction's 900 s Timeout in the rigs, as
 // reconcileTimeout does ReconcileFunction's.
@@ -349,7 +350,9 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	if cfg.s3Front != nil {
 		endpoint = cfg.s3Front(endpoint)
 	}
-	tool := map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token}
+	tool := map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token,
+		// the sync worker's dedup store: the embedded one, a file of this rig
+		"DEDUP_STORE": "file://" + filepath.Join(t.TempDir(), "dedup.db")}
 	forced := map[string]string{"AWS_ENDPOINT_URL_S3": endpoint, rigEnvKey: r.id}
 	maps.Copy(forced, cfg.forced)
 	r.fns = sandbox.Set{}
