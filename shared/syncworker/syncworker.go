@@ -118,15 +118,16 @@ type WriteBack interface {
 
 // Worker processes batches of change records. Its fields are set once.
 type Worker struct {
-	Reader    Reader
-	Rules     merge.Rules
-	Out       Publisher
-	Dedup     dedup.Store
-	WriteBack WriteBack    // nil: off
-	Metrics   emf.Recorder // nil: none
-	Log       *slog.Logger // nil: none
-	Now       func() time.Time
-	// Concurrency bounds the partitions processed at once; 4 when zero.
+	Reader    Reader           // both systems at one logical time
+	Rules     merge.Rules      // MERGE_RULES
+	Out       Publisher        // customer.unified, customer.conflicts, the dead-letter topic
+	Dedup     dedup.Store      // processed ids and applied watermarks
+	WriteBack WriteBack        // nil: off
+	Metrics   emf.Recorder     // nil: none
+	Log       *slog.Logger     // nil: none
+	Now       func() time.Time // the clock of sync.lag.seconds; time.Now when nil
+	// Concurrency bounds the sequences (partition numbers) processed at
+	// once; 4 when zero.
 	Concurrency int
 	// SeenTTL is how long processed ids are remembered; DefaultSeenTTL when zero.
 	SeenTTL time.Duration
