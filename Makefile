@@ -8,7 +8,7 @@ GOOS          ?= linux
 GOARCH        ?= arm64
 ARTIFACTS_DIR ?= $(CURDIR)/dist/$@
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w" -tags lambda.norpc
-FUNCTIONS     := LookupFunction SyncFunction ReconcileFunction CaptureAFunction CaptureBWebhookFunction CaptureBPollFunction
+FUNCTIONS     := LookupFunction SyncFunction ReconcileFunction CaptureAFunction CaptureBWebhookFunction CaptureBPollFunction SyncWorkerFunction
 CFN_LINT      ?= cfn-lint
 # This machine, for the bootstraps the tests run (dist/host/<LogicalId>/).
 HOST_GOOS      = $(shell $(GO) env GOHOSTOS)
@@ -44,6 +44,8 @@ build-CaptureBWebhookFunction:
 	$(call build_function,captureb)
 build-CaptureBPollFunction:
 	$(call build_function,captureb)
+build-SyncWorkerFunction:
+	$(call build_function,syncworker)
 
 ## build: the bootstraps for Lambda (linux/arm64) under dist/<LogicalId>/
 build:
@@ -75,6 +77,8 @@ invoke:
 test: lint test-go
 
 test-go: build-host
+	@# shared/dedup tests its DynamoDB store against moto's server mode
+	@python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install --quiet 'moto[server]'
 	UCS_BOOTSTRAP_DIR=$(HOST_DIST) $(TEST_ENV) $(GO) test -timeout 9m ./...
 
 lint: lint-template lint-go

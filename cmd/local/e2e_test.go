@@ -291,6 +291,12 @@ func testFixtures(t *testing.T, s *stack) {
 		"captureb-webhook-deleted.json":       {401, "tolerance", false},
 		"captureb-webhook-bad-signature.json": {401, "", false},
 		"captureb-poll-scheduler.json":        {0, `"published":`, false},
+		// The sync worker's Kafka events: every record done (the poison
+		// ones dead-lettered), none handed back.
+		"kafka-system-a.json": {0, `{"batchItemFailures":[]}`, false},
+		"kafka-system-b.json": {0, `{"batchItemFailures":[]}`, false},
+		"kafka-poison.json":   {0, `{"batchItemFailures":[]}`, false},
+		"kafka-batch.json":    {0, `{"batchItemFailures":[]}`, false},
 	}
 	files, err := filepath.Glob(filepath.Join(repoRoot, "events", "*.json"))
 	if err != nil || len(files) == 0 {
@@ -306,6 +312,9 @@ func testFixtures(t *testing.T, s *stack) {
 		t.Run(name, func(t *testing.T) {
 			prefix, rest, _ := strings.Cut(name, "-")
 			id := prefix + "Function"
+			if prefix == "kafka" {
+				id = "SyncWorkerFunction"
+			}
 			if prefix == "captureb" { // two functions: CaptureBWebhookFunction, CaptureBPollFunction
 				mode, _, _ := strings.Cut(rest, "-")
 				id = "CaptureB" + mode + "Function"

@@ -55,6 +55,7 @@ type App struct {
 	WebhookSecret func(ctx context.Context) (string, error)
 
 	source systema.Source // the snapshot's source (SNAPSHOT_URI), for the capture
+	awsCfg aws.Config     // loaded when something needs AWS, for the sync worker's DynamoDB store
 }
 
 // Options are the process-level inputs of New.
@@ -97,7 +98,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 	needAWS := snapURI.Scheme == "s3" || cfg.SystemBToken == "" ||
 		(o.Need.Report && strings.HasPrefix(cfg.ReportURI, "s3://")) ||
 		(o.Need.Kafka && cfg.Kafka.Auth != kafka.AuthNone) ||
-		(o.Need.Webhook && cfg.WebhookSecret == "")
+		(o.Need.Webhook && cfg.WebhookSecret == "") ||
+		(o.Need.SyncWorker && strings.HasPrefix(cfg.DedupStore, "dynamodb://"))
 	var awsCfg aws.Config
 	var s3Client *s3.Client // nil when nothing is read from S3
 	if needAWS {
@@ -106,6 +108,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 			return nil, fmt.Errorf("%s: AWS configuration: %w", o.Function, err)
 		}
 		tracing.InstrumentAWS(&awsCfg)
+		a.awsCfg = awsCfg
 		// A local or S3-compatible endpoint (AWS_ENDPOINT_URL_S3, read by the
 		// SDK itself) is addressed path-style: bucket.127.0.0.1 does not resolve.
 		customEndpoint := o.Getenv("AWS_ENDPOINT_URL_S3") != "" || o.Getenv("AWS_ENDPOINT_URL") != ""

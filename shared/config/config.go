@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/capturea"
+	"github.com/acme/unified-customer-service/shared/dedup"
 	"github.com/acme/unified-customer-service/shared/kafka"
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
@@ -50,6 +51,8 @@ const (
 	EnvSystemBWebhookSecret    = "SYSTEM_B_WEBHOOK_SECRET"
 	EnvSystemBWebhookSecretARN = "SYSTEM_B_WEBHOOK_SECRET_ARN"
 	EnvWriteBack               = "WRITE_BACK"
+	EnvDedupStore              = "DEDUP_STORE"
+	EnvSyncWorkerConcurrency   = "SYNC_WORKER_CONCURRENCY"
 )
 
 // Settings lists every setting the functions read, for tests that check the
@@ -62,6 +65,7 @@ var Settings = []string{
 	EnvKafkaBootstrapServers, EnvKafkaAuth, EnvKafkaTLS, EnvKafkaSASLSecretARN,
 	EnvCaptureAFirstRun,
 	EnvSystemBWebhookSecret, EnvSystemBWebhookSecretARN, EnvWriteBack,
+	EnvDedupStore, EnvSyncWorkerConcurrency,
 }
 
 // MaxReconcileLease bounds RECONCILE_LEASE_SECONDS (exclusive): Lambda
@@ -116,6 +120,12 @@ type Config struct {
 	SnapshotMode systema.Mode
 	// SnapshotCacheBytes bounds the range mode's page cache.
 	SnapshotCacheBytes int64
+	// DedupStore is the sync worker's idempotency store (DEDUP_STORE:
+	// dynamodb://table or file:///abs/path); read only when Need.SyncWorker.
+	DedupStore string
+	// SyncWorkerConcurrency bounds the partitions of one batch the sync
+	// worker processes at once (SYNC_WORKER_CONCURRENCY, default 4).
+	SyncWorkerConcurrency int
 }
 
 // Kafka is the Kafka connection of the functions that publish or consume
@@ -138,6 +148,8 @@ type Need struct {
 	// Webhook: SYSTEM_B_WEBHOOK_SECRET or SYSTEM_B_WEBHOOK_SECRET_ARN is
 	// required (System B's webhook receiver).
 	Webhook bool
+	// SyncWorker: DEDUP_STORE is required and SYNC_WORKER_CONCURRENCY read (the sync worker).
+	SyncWorker bool
 }
 
 // Load reads the configuration through getenv (os.Getenv in main).
@@ -222,6 +234,21 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	if need.Kafka {
 		if err := c.Kafka.load(get); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if need.SyncWorker {
+		c.DedupStore = get(EnvDedupStore)
+		if _, err := dedup.ParseLocation(c.DedupStore); err != nil {
+			bad(EnvDedupStore, "want dynamodb://table or file:///abs/path, got %q", c.DedupStore)
+		}
+		c.SyncWorkerConcurrency = 4
+		if v := get(EnvSyncWorkerConcurrency); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				bad(EnvSyncWorkerConcurrency, "want a whole number from 1 to 64, got %q", v)
+			} else {
+				c.SyncWorkerConcurrency = n
+			}
 		}
 	}
 	if c.MetricsNamespace == "" {

@@ -32,6 +32,7 @@ func valid() map[string]string {
 		config.EnvSystemBTimeoutMS:      "",
 		config.EnvKafkaBootstrapServers: "b-1.msk.example.com:9098,b-2.msk.example.com:9098",
 		config.EnvSystemBWebhookSecret:  "whsec-local",
+		config.EnvDedupStore:            "dynamodb://ucs-dedup",
 	}
 }
 
@@ -197,7 +198,7 @@ func TestSettingsListsWhatLoadReads(t *testing.T) {
 	read := map[string]bool{}
 	m := valid()
 	getenv := func(k string) string { read[k] = true; return m[k] }
-	if _, err := config.Load(getenv, config.Need{Report: true, Kafka: true, Webhook: true}); err != nil {
+	if _, err := config.Load(getenv, config.Need{Report: true, Kafka: true, Webhook: true, SyncWorker: true}); err != nil {
 		t.Fatal(err)
 	}
 	for k := range read {
@@ -323,5 +324,46 @@ func TestLoadSnapshotMode(t *testing.T) {
 				t.Errorf("mode %q, cache %d; want %q, %d", c.SnapshotMode, c.SnapshotCacheBytes, tt.want, tt.wantCache)
 			}
 		})
+	}
+}
+
+func TestLoadSyncWorker(t *testing.T) {
+	tests := []struct {
+		name        string
+		set         map[string]string
+		store       string
+		concurrency int
+		wantErr     string // the setting the error names; "" for none
+	}{
+		{"defaults", nil, "dynamodb://ucs-dedup", 4, ""},
+		{"a file store and concurrency", map[string]string{config.EnvDedupStore: "file:///tmp/ucs/dedup.db", config.EnvSyncWorkerConcurrency: "16"}, "file:///tmp/ucs/dedup.db", 16, ""},
+		{"no store", map[string]string{config.EnvDedupStore: ""}, "", 0, config.EnvDedupStore},
+		{"a relative file", map[string]string{config.EnvDedupStore: "file://dedup.db"}, "", 0, config.EnvDedupStore},
+		{"concurrency zero", map[string]string{config.EnvSyncWorkerConcurrency: "0"}, "", 0, config.EnvSyncWorkerConcurrency},
+		{"concurrency not a number", map[string]string{config.EnvSyncWorkerConcurrency: "many"}, "", 0, config.EnvSyncWorkerConcurrency},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := valid()
+			maps.Copy(m, tt.set)
+			c, err := config.Load(env(m), config.Need{Kafka: true, SyncWorker: true})
+			if tt.wantErr != "" {
+				if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.DedupStore != tt.store || c.SyncWorkerConcurrency != tt.concurrency {
+				t.Errorf("store %q, concurrency %d; want %q, %d", c.DedupStore, c.SyncWorkerConcurrency, tt.store, tt.concurrency)
+			}
+		})
+	}
+	m := valid()
+	m[config.EnvDedupStore] = ""
+	if _, err := config.Load(env(m), config.Need{Kafka: true}); err != nil {
+		t.Errorf("a function that is not the sync worker refused a missing %s: %v", config.EnvDedupStore, err)
 	}
 }
