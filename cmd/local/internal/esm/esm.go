@@ -173,13 +173,13 @@ func (m *Mapping) fill(ctx context.Context, buf []*kgo.Record) ([]*kgo.Record, e
 		}
 		pctx, cancel := context.WithCancel(ctx)
 		stop := make(chan struct{})
-		go func() {
+		go func(window <-chan time.Time) {
 			select {
 			case <-window: // nil until the first record: blocks
 				cancel()
 			case <-stop:
 			}
-		}()
+		}(window)
 		fs := m.cl.PollRecords(pctx, m.cfg.Source.BatchSize-len(buf))
 		close(stop)
 		windowOver := pctx.Err() != nil
