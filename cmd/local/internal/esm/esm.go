@@ -30,7 +30,7 @@ import (
 // MaxRetriesWithDestination is the retry bound Lambda applies when a
 // mapping retries forever (MaximumRetryAttempts -1) but has an on-failure
 // destination.
-const MaxRetriesWithDestination = 10
+const MaxRetriesWithDestination = samtemplate.KafkaRetriesWithDestination
 
 // Backoff bounds between retries of a failed batch.
 const (

@@ -21,6 +21,10 @@ const (
 const (
 	DefaultKafkaBatchSize      = 100
 	DefaultKafkaBatchingWindow = 500 * time.Millisecond
+	// KafkaRetriesWithDestination is the retry bound Lambda applies when a
+	// mapping retries forever (MaximumRetryAttempts -1) but has an
+	// on-failure destination.
+	KafkaRetriesWithDestination = 10
 )
 
 // KafkaSource is a Kafka event source mapping of a function: a SAM MSK or
@@ -55,13 +59,14 @@ func (k KafkaSource) EventSourceName() string {
 
 // kafkaEvent reads a SAM MSK or SelfManagedKafka event's properties.
 func (t *Template) kafkaEvent(r *resolver, f *Function, name, typ string, rawProps map[string]any) {
-	ev, err := r.eval(rawProps)
+	rest, dest := splitDestination(r, rawProps)
+	ev, err := r.eval(rest)
 	if err != nil {
 		t.warnf("%s: event %s: %v; the mapping is left out", f.LogicalID, name, err)
 		return
 	}
 	props := asMap(ev)
-	k := KafkaSource{Name: name, Kind: typ}
+	k := KafkaSource{Name: name, Kind: typ, OnFailure: dest}
 	if typ == KafkaMSK {
 		k.EventSourceARN = t.kafkaString(f.LogicalID, name, props, "Stream")
 	} else {
@@ -96,7 +101,6 @@ func (t *Template) kafkaCommon(f *Function, k *KafkaSource, props map[string]any
 	}
 	k.MaximumRetryAttempts = t.kafkaInt(id, name, props, "MaximumRetryAttempts", -1)
 	k.ReportBatchItemFailures = slices.Contains(t.kafkaStrings(id, name, props, "FunctionResponseTypes"), "ReportBatchItemFailures")
-	k.OnFailure = t.kafkaString(id, name, asMap(asMap(props["DestinationConfig"])["OnFailure"]), "Destination")
 	k.Enabled = !strings.EqualFold(t.kafkaString(id, name, props, "Enabled"), "false")
 }
 
@@ -137,7 +141,7 @@ func (t *Template) eventSourceMappings(r *resolver, resources map[string]any) {
 		}
 		raw := asMap(res["Properties"])
 		fnID := functionRef(raw["FunctionName"])
-		rest := maps.Clone(raw)
+		rest, dest := splitDestination(r, raw)
 		if fnID != "" {
 			delete(rest, "FunctionName") // a Ref to a function has no local value
 		}
@@ -156,7 +160,7 @@ func (t *Template) eventSourceMappings(r *resolver, resources map[string]any) {
 			t.warnf("%s: FunctionName names no function of the template; left out", id)
 			continue
 		}
-		k := KafkaSource{Name: id}
+		k := KafkaSource{Name: id, OnFailure: dest}
 		selfManaged := asMap(asMap(props["SelfManagedEventSource"])["Endpoints"])
 		arn, _ := scalarString(props["EventSourceArn"])
 		switch {
@@ -176,8 +180,30 @@ func (t *Template) eventSourceMappings(r *resolver, resources map[string]any) {
 	}
 }
 
-// functionRef returns the logical id a FunctionName refers to by Ref or
-// GetAtt, before evaluation; "" when it is neither.
+// splitDestination returns props without DestinationConfig, and the
+// on-failure destination: its value, or the logical id it refers to when
+// that has no local value (an SQS queue's ARN); "" for none. Locally the
+// destination is always the dead-letter store.
+func splitDestination(r *resolver, props map[string]any) (map[string]any, string) {
+	rest := maps.Clone(props)
+	delete(rest, "DestinationConfig")
+	raw, ok := asMap(asMap(props["DestinationConfig"])["OnFailure"])["Destination"]
+	if !ok {
+		return rest, ""
+	}
+	if v, err := r.eval(raw); err == nil {
+		if s, err := scalarString(v); err == nil && s != "" {
+			return rest, s
+		}
+	}
+	if id := functionRef(raw); id != "" {
+		return rest, id
+	}
+	return rest, "(unresolved)"
+}
+
+// functionRef returns the logical id v (a FunctionName, a destination)
+// refers to by Ref or GetAtt, before evaluation; "" when it is neither.
 func functionRef(v any) string {
 	m := asMap(v)
 	if ref, ok := m["Ref"].(string); ok {
@@ -257,8 +283,11 @@ func (t *Template) KafkaFunctions() []*Function {
 // String describes the mapping in one line, for banners and logs.
 func (k KafkaSource) String() string {
 	retries := "retries until success"
-	if k.MaximumRetryAttempts >= 0 {
+	switch {
+	case k.MaximumRetryAttempts >= 0:
 		retries = fmt.Sprintf("%d retries", k.MaximumRetryAttempts)
+	case k.OnFailure != "":
+		retries = fmt.Sprintf("%d retries", KafkaRetriesWithDestination)
 	}
 	s := fmt.Sprintf("%s %s (batch %d, window %s, %s, %s", k.Kind, strings.Join(k.Topics, ","), k.BatchSize, k.BatchingWindow, k.StartingPosition, retries)
 	if k.ReportBatchItemFailures {
