@@ -448,11 +448,15 @@ func TestResumeAfterRestart(t *testing.T) {
 	}
 	r.produce(t, 0, "sentinel")
 	r.next(t) // the first run got past its commit of 0..2
-	stop()
+	stop()    // the sentinel's commit may or may not have happened: at least once
 	r.produce(t, 0, "d", "e")
 	r.start(t, src)
-	if got := r.next(t).offsets()["orders-0"]; !slices.Equal(got, []int64{4, 5}) {
-		t.Fatalf("after restart: %v, want 4, 5 (committed offsets resumed)", got)
+	var got []int64
+	for !slices.Contains(got, 5) {
+		got = append(got, r.next(t).offsets()["orders-0"]...)
+	}
+	if got[0] < 3 {
+		t.Fatalf("after restart: %v; 0..2 were committed and must not come again", got)
 	}
 }
 
