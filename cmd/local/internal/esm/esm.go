@@ -114,6 +114,7 @@ func New(cfg Config) (*Mapping, error) {
 		kgo.ConsumeResetOffset(reset),
 		kgo.DisableAutoCommit(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.AllowAutoTopicCreation(), // a topic nothing has written yet: the embedded broker creates it
 	)
 	if err != nil {
 		return nil, fmt.Errorf("esm: %s/%s: consumer: %w", cfg.Function, cfg.Source.Name, err)
