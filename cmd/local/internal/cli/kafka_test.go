@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -142,4 +143,20 @@ func TestDLQList(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestInvokeKafkaFixtures(t *testing.T) {
+	for _, name := range []string{"kafka-system-b-change.json", "kafka-poison.json"} {
+		t.Run(name, func(t *testing.T) {
+			fixture, err := filepath.Abs(filepath.Join("..", "..", "..", "..", "events", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := run(t, "", "invoke", "KafkaFunction", "-e", fixture)
+			// testfn reads a Kafka event record by record and reports no failures.
+			if code != 0 || strings.TrimSpace(stdout) != `{"batchItemFailures":null}` {
+				t.Fatalf("exit %d, stdout %s\n%s", code, stdout, stderr)
+			}
+		})
+	}
 }
