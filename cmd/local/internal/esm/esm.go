@@ -67,6 +67,8 @@ type Mapping struct {
 	cfg   Config
 	group string
 	cl    *kgo.Client
+
+	lastFetchErr string // the last fetch error logged (Run's goroutine only)
 }
 
 // GroupID returns the consumer group a mapping uses: the template's
@@ -189,8 +191,12 @@ func (m *Mapping) fill(ctx context.Context, buf []*kgo.Record) ([]*kgo.Record, e
 			return nil, ctx.Err()
 		}
 		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				m.logf("fetch %s-%d: %v (retrying)", t, p, err)
+			if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+				return
+			}
+			if msg := err.Error(); msg != m.lastFetchErr {
+				m.lastFetchErr = msg // once per distinct error, not once per poll
+				m.logf("fetch %s-%d: %v (the client retries)", t, p, err)
 			}
 		})
 		if errors.Is(fs.Err0(), kgo.ErrClientClosed) {
@@ -287,17 +293,30 @@ func without(batch, drop []*kgo.Record) []*kgo.Record {
 	return out
 }
 
+// commit commits recs' offsets, retrying with backoff while the broker
+// cannot be reached, until ctx ends.
 func (m *Mapping) commit(ctx context.Context, recs []*kgo.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	if err := m.cl.CommitRecords(ctx, recs...); err != nil {
+	backoff := FirstBackoff
+	for {
+		err := m.cl.CommitRecords(ctx, recs...)
+		if err == nil {
+			return nil
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("esm: %s/%s: commit: %w", m.cfg.Function, m.cfg.Source.Name, err)
+		if errors.Is(err, kgo.ErrClientClosed) {
+			return fmt.Errorf("esm: %s/%s: commit: %w", m.cfg.Function, m.cfg.Source.Name, err)
+		}
+		m.logf("commit: %v; retrying in %s", err, backoff)
+		if err := m.cfg.Sleep(ctx, backoff); err != nil {
+			return err
+		}
+		backoff = min(backoff*2, MaxBackoff)
 	}
-	return nil
 }
 
 // event builds the invocation payload of batch.
