@@ -217,6 +217,8 @@ func testBanner(t *testing.T, s *stack) {
 		ran++
 		var want string
 		switch {
+		case strings.Contains(cmd, " dlq list"):
+			want = "" // the exit status says it; the store is empty or not
 		case strings.Contains(cmd, "/_sim/faults"):
 			want, state = `"down":true`, "down"
 		case strings.Contains(cmd, "/_sim/reset"):
@@ -284,6 +286,10 @@ func testFixtures(t *testing.T, s *stack) {
 		"capturea-current-version.json": {0, `"status":"duplicate"`, false},
 		"capturea-object-created.json":  {0, "", true},
 		"capturea-not-s3.json":          {0, "", true},
+		// Kafka events go to the template's Kafka-triggered function: a
+		// response (batch item failures or none), not a function error.
+		"kafka-system-b-change.json": {0, "", false},
+		"kafka-poison.json":          {0, "", false},
 	}
 	files, err := filepath.Glob(filepath.Join(repoRoot, "events", "*.json"))
 	if err != nil || len(files) == 0 {
@@ -300,9 +306,12 @@ func testFixtures(t *testing.T, s *stack) {
 			prefix, _, _ := strings.Cut(name, "-")
 			fn := ""
 			for _, f := range loadFunctions(t, filepath.Join(repoRoot, "template.yaml")) {
-				if strings.EqualFold(f.LogicalID, prefix+"Function") {
+				if strings.EqualFold(f.LogicalID, prefix+"Function") || (prefix == "kafka" && len(f.Kafka) > 0) {
 					fn = f.LogicalID
 				}
+			}
+			if prefix == "kafka" && fn == "" {
+				t.Skip("template.yaml has no Kafka-triggered function")
 			}
 			if fn == "CaptureAFunction" {
 				waitCaptured(t, s)
