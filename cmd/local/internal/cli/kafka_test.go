@@ -160,3 +160,29 @@ func TestInvokeKafkaFixtures(t *testing.T) {
 		})
 	}
 }
+
+func TestBannerListsMappings(t *testing.T) {
+	var out strings.Builder
+	printBanner(&out, banner{API: "http://127.0.0.1:3000", Lambda: "http://127.0.0.1:3001", Kafka: "127.0.0.1:9092", Template: "t.yaml",
+		Mappings: []string{"WorkerFunction <- MSK a,b (batch 100, ...), group g1", "WorkerFunction <- SelfManagedKafka c (...), group g2"},
+		DLQ:      ".local/dlq"})
+	tests := []struct{ name, want string }{
+		{"first mapping, labelled", "  Kafka event source mappings         WorkerFunction <- MSK a,b (batch 100, ...), group g1\n"},
+		{"second mapping, aligned", "\n                                      WorkerFunction <- SelfManagedKafka c (...), group g2\n"},
+		{"dlq command", "  go run ./cmd/local dlq list -t t.yaml\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(out.String(), tt.want) {
+				t.Fatalf("banner lacks %q:\n%s", tt.want, out.String())
+			}
+		})
+	}
+	t.Run("no mappings, no lines", func(t *testing.T) {
+		var none strings.Builder
+		printBanner(&none, banner{API: "a", Lambda: "l"})
+		if strings.Contains(none.String(), "event source mappings") || strings.Contains(none.String(), "dlq list") {
+			t.Fatalf("banner:\n%s", none.String())
+		}
+	})
+}

@@ -521,3 +521,70 @@ func TestBrokerDownAndBack(t *testing.T) {
 		t.Fatalf("after the broker came back: %v, want 1 (or 0, 1)", got)
 	}
 }
+
+// BenchmarkMapping measures records per second through a mapping: the
+// embedded broker, batches of 100 (no window), the real testfn bootstrap in
+// the sandbox, a commit per batch.
+func BenchmarkMapping(b *testing.B) {
+	const perOp = 1000
+	c := kafkatest.Broker(b, 1, testTopic)
+	f, err := sandbox.New(sandbox.Config{Name: testFn, Bootstrap: testBootstrap, Timeout: 10 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	inv := &countingInvoker{set: sandbox.Set{testFn: f}, delivered: make(chan int, 1<<16)}
+	m, err := New(Config{Function: testFn, Source: source(func(k *samtemplate.KafkaSource) { k.BatchingWindow = 0 }),
+		Brokers: c.ListenAddrs(), Invoker: inv})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerLinger(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	value := []byte(`{"n":1}`)
+	b.ResetTimer()
+	for range b.N {
+		recs := make([]*kgo.Record, perOp)
+		for i := range recs {
+			recs[i] = &kgo.Record{Topic: testTopic, Value: value}
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+		for got := 0; got < perOp; {
+			got += <-inv.delivered
+		}
+	}
+	b.ReportMetric(float64(b.N*perOp)/b.Elapsed().Seconds(), "records/s")
+}
+
+// countingInvoker reports how many records each successful batch held.
+type countingInvoker struct {
+	set       sandbox.Set
+	delivered chan int
+}
+
+func (c *countingInvoker) Invoke(ctx context.Context, name string, payload []byte, opts sandbox.InvokeOptions) (*sandbox.Result, error) {
+	res, err := c.set.Invoke(ctx, name, payload, opts)
+	if err != nil || res.FunctionError != "" {
+		return res, err
+	}
+	var ev events.KafkaEvent
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return nil, fmt.Errorf("countingInvoker: %w", err)
+	}
+	n := 0
+	for _, recs := range ev.Records {
+		n += len(recs)
+	}
+	c.delivered <- n
+	return res, nil
+}
