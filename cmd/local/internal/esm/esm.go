@@ -408,32 +408,29 @@ func itemFailures(batch []*kgo.Record, payload []byte) ([]*kgo.Record, error) {
 	return out, nil
 }
 
-// ParseItemIdentifier reads a Kafka batch item failure's itemIdentifier:
-// the string "<topic>-<partition>-<offset>", or the object
-// {"partition": "<topic>-<partition>", "offset": <offset>}. It returns the
-// "<topic>-<partition>" key and the offset.
+// ParseItemIdentifier reads a Kafka batch item failure's itemIdentifier,
+// {"partition": "<topic>-<partition>", "offset": <offset>} (the composite
+// identifier of AWS's Powertools for Kafka event sources), and returns the
+// "<topic>-<partition>" key and the offset. Anything else, a plain string
+// included, is an error: Lambda fails the whole batch on an identifier it
+// cannot read.
 func ParseItemIdentifier(raw json.RawMessage) (string, int64, error) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		i := strings.LastIndexByte(s, '-')
-		if i <= 0 {
-			return "", 0, fmt.Errorf("batch item failure: itemIdentifier %q is not topic-partition-offset", s)
-		}
-		off, err := strconv.ParseInt(s[i+1:], 10, 64)
-		key := s[:i]
-		if err != nil || !validKey(key) {
-			return "", 0, fmt.Errorf("batch item failure: itemIdentifier %q is not topic-partition-offset", s)
-		}
-		return key, off, nil
-	}
 	var o struct {
 		Partition string `json:"partition"`
 		Offset    *int64 `json:"offset"`
 	}
 	if json.Unmarshal(raw, &o) != nil || o.Offset == nil || !validKey(o.Partition) {
-		return "", 0, fmt.Errorf("batch item failure: itemIdentifier %s is neither topic-partition-offset nor {partition, offset}", raw)
+		return "", 0, fmt.Errorf("batch item failure: itemIdentifier %s is not {\"partition\": \"<topic>-<partition>\", \"offset\": <offset>}", clip(raw))
 	}
 	return o.Partition, *o.Offset, nil
+}
+
+// clip shortens a response excerpt for an error message.
+func clip(raw []byte) string {
+	if len(raw) > 80 {
+		return string(raw[:80]) + "..."
+	}
+	return string(raw)
 }
 
 func validKey(key string) bool {

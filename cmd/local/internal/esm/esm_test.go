@@ -401,28 +401,42 @@ func TestNoDestinationRetriesForever(t *testing.T) {
 }
 
 func TestBatchItemFailures(t *testing.T) {
-	for _, form := range []string{"string", "object"} {
-		t.Run(form, func(t *testing.T) {
-			r := newRig(t, 1)
-			r.produce(t, 0, "ok", fmt.Sprintf(`{"failItem":%q}`, form), "after")
-			r.start(t, source(func(k *samtemplate.KafkaSource) {
-				k.ReportBatchItemFailures = true
-				k.MaximumRetryAttempts = 1
-				k.BatchingWindow = 0
-			}))
+	start := func(t *testing.T, failItem string) *rig {
+		t.Helper()
+		r := newRig(t, 1)
+		r.produce(t, 0, "ok", fmt.Sprintf(`{"failItem":%q}`, failItem), "after")
+		r.start(t, source(func(k *samtemplate.KafkaSource) {
+			k.ReportBatchItemFailures = true
+			k.MaximumRetryAttempts = 1
+			k.BatchingWindow = 0
+		}))
+		return r
+	}
+	tests := []struct {
+		name       string
+		failItem   string
+		redelivery []int64 // the second attempt's offsets
+		deadFrom   string  // the dead-lettered batch's first offset
+	}{
+		{"from the failed record", "object", []int64{1, 2}, "1"},
+		{"an unreadable identifier fails the whole batch", "string", []int64{0, 1, 2}, "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := start(t, tt.failItem)
 			if got := r.next(t).offsets()["orders-0"]; !slices.Equal(got, []int64{0, 1, 2}) {
 				t.Fatalf("first batch %v", got)
 			}
-			if got := r.next(t).offsets()["orders-0"]; !slices.Equal(got, []int64{1, 2}) {
-				t.Fatalf("redelivery %v, want from the failed record: 1, 2", got)
+			if got := r.next(t).offsets()["orders-0"]; !slices.Equal(got, tt.redelivery) {
+				t.Fatalf("redelivery %v, want %v", got, tt.redelivery)
 			}
 			r.produce(t, 0, "next")
 			if got := r.next(t).offsets()["orders-0"]; !slices.Equal(got, []int64{3}) {
 				t.Fatalf("after the dead letter: %v, want 3", got)
 			}
 			recs, err := r.store.List(testFn)
-			if err != nil || len(recs) != 1 || recs[0].KafkaBatchInfo.RecordsInfo["orders-0"].FirstRecordOffset != "1" {
-				t.Fatalf("dead letters = %+v, %v; want one from offset 1", recs, err)
+			if err != nil || len(recs) != 1 || recs[0].KafkaBatchInfo.RecordsInfo["orders-0"].FirstRecordOffset != tt.deadFrom {
+				t.Fatalf("dead letters = %+v, %v; want one from offset %s", recs, err, tt.deadFrom)
 			}
 		})
 	}
@@ -430,7 +444,7 @@ func TestBatchItemFailures(t *testing.T) {
 
 func TestItemFailuresIgnoredWhenNotDeclared(t *testing.T) {
 	r := newRig(t, 1)
-	r.produce(t, 0, "ok", `{"failItem":"string"}`)
+	r.produce(t, 0, "ok", `{"failItem":"object"}`)
 	r.start(t, source(func(k *samtemplate.KafkaSource) { k.BatchingWindow = 0 }))
 	r.next(t)
 	r.produce(t, 0, "next")
@@ -468,14 +482,14 @@ func TestParseItemIdentifier(t *testing.T) {
 		off       int64
 		wantErr   bool
 	}{
-		{"string", `"orders-0-15"`, "orders-0", 15, false},
-		{"dashed topic", `"customer.changes-a-2-7"`, "customer.changes-a-2", 7, false},
 		{"object", `{"partition":"orders-1","offset":3}`, "orders-1", 3, false},
+		{"dashed topic", `{"partition":"customer.changes.system-b-2","offset":7}`, "customer.changes.system-b-2", 7, false},
+		{"string", `"orders-0-15"`, "", 0, true},
 		{"empty string", `""`, "", 0, true},
 		{"null", `null`, "", 0, true},
-		{"no offset", `"orders-0"`, "", 0, true},
-		{"object without offset", `{"partition":"orders-1"}`, "", 0, true},
-		{"wrong key", `{"id":"orders-1-3"}`, "", 0, true},
+		{"without offset", `{"partition":"orders-1"}`, "", 0, true},
+		{"partition without number", `{"partition":"orders","offset":1}`, "", 0, true},
+		{"wrong key", `{"id":"orders-1","offset":3}`, "", 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

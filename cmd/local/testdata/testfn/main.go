@@ -8,8 +8,9 @@
 // return as is), "allocMB" (touch that many MB first).
 // A Kafka event (eventSource "aws:kafka" or "SelfManagedKafka") is read
 // record by record: a record value's "error" fails the invocation, and
-// "failItem" ("string" or "object") reports the record as a batch item
-// failure in that itemIdentifier form.
+// "failItem" reports the record as a batch item failure: "object" with
+// the {"partition", "offset"} identifier Lambda reads, "string" with a
+// "<topic>-<partition>-<offset>" string it cannot.
 // TESTFN_INIT=exit makes the process exit before it asks for an event,
 // TESTFN_INIT=sleep makes it sleep 60 s first.
 package main
