@@ -140,7 +140,11 @@ func (m *Mapping) deadLetter(batch []*kgo.Record, attempts int, res *sandbox.Res
 		pr.LastRecordOffset, pr.LastRecordTimestamp = fmt.Sprint(r.Offset), ts
 		rec.KafkaBatchInfo.RecordsInfo[key] = pr
 	}
-	return m.cfg.DLQ.Append(rec)
+	if err := m.cfg.DLQ.Append(rec); err != nil {
+		return err
+	}
+	m.logf("%d records dead-lettered (go run ./cmd/local dlq list %s)", len(batch), m.cfg.Function)
+	return nil
 }
 
 // Append adds rec to its function's and mapping's file.

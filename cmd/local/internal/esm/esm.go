@@ -254,7 +254,7 @@ func (m *Mapping) deliver(ctx context.Context, batch []*kgo.Record) error {
 			batch = failed
 		}
 		if maxRetries >= 0 && attempt > maxRetries {
-			m.logf("%d records failed after %d attempts (%s): dead-lettered", len(batch), attempt, reasonOf(reason, res))
+			m.logf("%d records failed after %d attempts (%s): retries exhausted", len(batch), attempt, reasonOf(reason, res))
 			if err := m.deadLetter(batch, attempt, res); err != nil {
 				return err
 			}
