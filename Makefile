@@ -8,7 +8,7 @@ GOOS          ?= linux
 GOARCH        ?= arm64
 ARTIFACTS_DIR ?= $(CURDIR)/dist/$@
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w" -tags lambda.norpc
-FUNCTIONS     := LookupFunction SyncFunction ReconcileFunction CaptureAFunction
+FUNCTIONS     := LookupFunction SyncFunction ReconcileFunction CaptureAFunction CaptureBWebhookFunction CaptureBPollFunction
 CFN_LINT      ?= cfn-lint
 # This machine, for the bootstraps the tests run (dist/host/<LogicalId>/).
 HOST_GOOS      = $(shell $(GO) env GOHOSTOS)
@@ -39,6 +39,11 @@ build-ReconcileFunction:
 	$(call build_function,reconcile)
 build-CaptureAFunction:
 	$(call build_function,capturea)
+# System B's capture: one binary, two functions (CAPTURE_B_MODE in template.yaml).
+build-CaptureBWebhookFunction:
+	$(call build_function,captureb)
+build-CaptureBPollFunction:
+	$(call build_function,captureb)
 
 ## build: the bootstraps for Lambda (linux/arm64) under dist/<LogicalId>/
 build:

@@ -170,6 +170,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("start-lambda", func(t *testing.T) { testStartLambda(t, s) })
 	t.Run("schedule writes the report", func(t *testing.T) { testSchedule(t, s) })
 	t.Run("a killed function comes back", func(t *testing.T) { testCrashRecovery(t, s) })
+	t.Run("a System B change reaches Kafka", func(t *testing.T) { testSystemBChangeOnKafka(t, s) })
 	// Last: its commands change System B's data.
 	t.Run("banner commands work as printed", func(t *testing.T) { testBanner(t, s) })
 }
@@ -290,6 +291,12 @@ func testFixtures(t *testing.T, s *stack) {
 		// response (batch item failures or none), not a function error.
 		"kafka-system-b-change.json": {0, "", false},
 		"kafka-poison.json":          {0, "", false},
+		// Signed on 2026-12-01 09:00 UTC: a replay now (functions/captureb
+		// runs them at their time).
+		"captureb-webhook-updated.json":       {401, "tolerance", false},
+		"captureb-webhook-deleted.json":       {401, "tolerance", false},
+		"captureb-webhook-bad-signature.json": {401, "", false},
+		"captureb-poll-scheduler.json":        {0, `"published":`, false},
 	}
 	files, err := filepath.Glob(filepath.Join(repoRoot, "events", "*.json"))
 	if err != nil || len(files) == 0 {
@@ -303,10 +310,15 @@ func testFixtures(t *testing.T, s *stack) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			prefix, _, _ := strings.Cut(name, "-")
+			prefix, rest, _ := strings.Cut(name, "-")
+			id := prefix + "Function"
+			if prefix == "captureb" { // two functions: CaptureBWebhookFunction, CaptureBPollFunction
+				mode, _, _ := strings.Cut(rest, "-")
+				id = "CaptureB" + mode + "Function"
+			}
 			fn := ""
 			for _, f := range loadFunctions(t, filepath.Join(repoRoot, "template.yaml")) {
-				if strings.EqualFold(f.LogicalID, prefix+"Function") || (prefix == "kafka" && len(f.Kafka) > 0) {
+				if strings.EqualFold(f.LogicalID, id) || (prefix == "kafka" && len(f.Kafka) > 0) {
 					fn = f.LogicalID
 				}
 			}

@@ -49,6 +49,10 @@ type App struct {
 	Reports report.Store // nil unless config.Need.Report
 	// Producer publishes change events; nil unless config.Need.Kafka.
 	Producer *kafka.Producer
+	// WebhookSecret returns System B's webhook signing secret (the setting,
+	// or the Secrets Manager secret read at most every 5 minutes); nil
+	// unless config.Need.Webhook.
+	WebhookSecret func(ctx context.Context) (string, error)
 
 	source systema.Source // the snapshot's source (SNAPSHOT_URI), for the capture
 }
@@ -92,7 +96,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 	}
 	needAWS := snapURI.Scheme == "s3" || cfg.SystemBToken == "" ||
 		(o.Need.Report && strings.HasPrefix(cfg.ReportURI, "s3://")) ||
-		(o.Need.Kafka && cfg.Kafka.Auth != kafka.AuthNone)
+		(o.Need.Kafka && cfg.Kafka.Auth != kafka.AuthNone) ||
+		(o.Need.Webhook && cfg.WebhookSecret == "")
 	var awsCfg aws.Config
 	var s3Client *s3.Client // nil when nothing is read from S3
 	if needAWS {
@@ -167,6 +172,16 @@ func New(ctx context.Context, o Options) (*App, error) {
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", o.Function, config.EnvKafkaBootstrapServers, err)
+		}
+	}
+
+	if o.Need.Webhook {
+		if cfg.WebhookSecret != "" {
+			a.WebhookSecret = func(context.Context) (string, error) { return cfg.WebhookSecret, nil }
+		} else {
+			sec := &secretToken{client: secretsmanager.NewFromConfig(awsCfg), arn: cfg.WebhookSecretARN, ttl: 5 * time.Minute, now: time.Now,
+				setting: config.EnvSystemBWebhookSecretARN}
+			a.WebhookSecret = sec.Token
 		}
 	}
 
@@ -268,14 +283,17 @@ type secretsAPI interface {
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 }
 
-// secretToken is System B's token in Secrets Manager, read once per ttl per
-// execution environment (Token), or at once when System B refused the
-// cached one (Refresh, after a rotation). It is safe for concurrent use.
+// secretToken is System B's token (or webhook secret) in Secrets Manager,
+// read once per ttl per execution environment (Token), or at once when
+// System B refused the cached one (Refresh, after a rotation). It is safe
+// for concurrent use.
 type secretToken struct {
 	client secretsAPI
 	arn    string
 	ttl    time.Duration
 	now    func() time.Time
+	// setting names the ARN's setting in errors; SYSTEM_B_TOKEN_SECRET_ARN when empty.
+	setting string
 
 	mu  sync.Mutex
 	tok string
@@ -303,14 +321,18 @@ func (s *secretToken) Refresh(ctx context.Context) (string, error) {
 
 // read reads the secret into the cache; s.mu is held.
 func (s *secretToken) read(ctx context.Context) (string, error) {
-	ctx, end := tracing.Start(ctx, "secretsmanager.system_b_token")
+	setting := s.setting
+	if setting == "" {
+		setting = config.EnvSystemBTokenSecretARN
+	}
+	ctx, end := tracing.Start(ctx, "secretsmanager."+strings.ToLower(strings.TrimSuffix(setting, "_SECRET_ARN")))
 	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.arn)})
 	end(err)
 	if err != nil {
-		return "", fmt.Errorf("app: read %s: %w", config.EnvSystemBTokenSecretARN, err)
+		return "", fmt.Errorf("app: read %s: %w", setting, err)
 	}
 	if out.SecretString == nil || strings.TrimSpace(*out.SecretString) == "" {
-		return "", fmt.Errorf("app: %s: the secret has no string value", config.EnvSystemBTokenSecretARN)
+		return "", fmt.Errorf("app: %s: the secret has no string value", setting)
 	}
 	s.tok, s.at = strings.TrimSpace(*out.SecretString), s.now()
 	return s.tok, nil

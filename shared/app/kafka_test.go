@@ -53,3 +53,30 @@ func TestKafkaWiring(t *testing.T) {
 		t.Fatalf("got %d records, want the one event keyed by its join key", len(recs))
 	}
 }
+
+// TestWebhookSecretWiring: a function that needs the webhook secret reads
+// the setting; one that does not gets no reader.
+func TestWebhookSecretWiring(t *testing.T) {
+	snap, _ := writeSnapshot(t, 10)
+	env := map[string]string{
+		config.EnvSnapshotURI: "file://" + snap, config.EnvSystemBURL: "http://127.0.0.1:1", config.EnvSystemBToken: "tok",
+		config.EnvSystemBWebhookSecret: "whsec-current,whsec-previous",
+	}
+	for _, need := range []bool{false, true} {
+		a, err := app.New(context.Background(), app.Options{Function: "captureb-webhook", Need: config.Need{Webhook: need},
+			Getenv: func(k string) string { return env[k] }, Stdout: &bytes.Buffer{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Store.Close() })
+		if !need {
+			if a.WebhookSecret != nil {
+				t.Error("a function that does not need the webhook secret got a reader")
+			}
+			continue
+		}
+		if got, err := a.WebhookSecret(context.Background()); err != nil || got != "whsec-current,whsec-previous" {
+			t.Errorf("WebhookSecret = %q, %v", got, err)
+		}
+	}
+}

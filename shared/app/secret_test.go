@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +71,26 @@ func TestSecretTokenCache(t *testing.T) {
 				if tok, err := s.Token(context.Background()); tok != "old" || err != nil {
 					t.Errorf("Token after a failed refresh = %q, %v; want the cached one", tok, err)
 				}
+			}
+		})
+	}
+}
+
+// TestSecretErrorsNameTheSetting: the webhook secret's reader names its own
+// setting in errors, the token's reader keeps naming the token's.
+func TestSecretErrorsNameTheSetting(t *testing.T) {
+	tests := []struct {
+		name, setting, want string
+	}{
+		{"token", "", "SYSTEM_B_TOKEN_SECRET_ARN"},
+		{"webhook secret", "SYSTEM_B_WEBHOOK_SECRET_ARN", "SYSTEM_B_WEBHOOK_SECRET_ARN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &secretToken{client: &fakeSecrets{err: errors.New("AccessDenied")}, arn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x",
+				ttl: time.Minute, now: time.Now, setting: tt.setting}
+			if _, err := s.Token(context.Background()); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one naming %s", err, tt.want)
 			}
 		})
 	}

@@ -608,7 +608,7 @@ func (p *batcher) flush(ctx context.Context) error {
 	p.c.count(emf.CaptureAPublishedDeletes, byOp[2])
 	// The first half of the sync lag: the snapshot's export to the
 	// acknowledgement of its changes.
-	p.c.observe(emf.SyncLag, p.c.now().Sub(p.exportedAt).Seconds(), emf.Seconds)
+	p.c.observe(emf.CaptureLag, p.c.now().Sub(p.exportedAt).Seconds(), emf.Seconds)
 	clear(p.buf)
 	p.buf = p.buf[:0]
 	return nil

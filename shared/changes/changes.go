@@ -58,7 +58,10 @@ type Op string
 // The operations, as Debezium names them.
 const (
 	OpCreate Op = "c" // the customer appeared: before is null
-	OpUpdate Op = "u" // a field or lastUpdated changed: both are set
+	// OpUpdate: a field or lastUpdated changed. Both are set, or before is
+	// null when the capture cannot know it (an upsert: System B's poll and
+	// webhook see only the record as it is now; see NewUpsert).
+	OpUpdate Op = "u"
 	OpDelete Op = "d" // the customer disappeared: after is null
 )
 
@@ -135,6 +138,24 @@ func New(src merge.Source, before, after *merge.Record, version string, exported
 		ev.Source.ExportedAt = &t
 	}
 	ev.ID = ID(src, key, op, ev.Source.LastUpdated, after)
+	return ev, nil
+}
+
+// NewUpsert builds the event of a customer of src that now is after, when
+// the capture cannot know what it was before, nor whether it is new: op
+// "u" with before null. System B's capture publishes every create and
+// update so, from its poll and its webhook alike, so that one change seen
+// by both has one id (the id includes the op). Its errors are New's.
+func NewUpsert(src merge.Source, after *merge.Record, version string, exportedAt, now time.Time) (Event, error) {
+	if after == nil {
+		return Event{}, fmt.Errorf("changes: new upsert: %w: no record", merge.ErrInvalid)
+	}
+	ev, err := New(src, nil, after, version, exportedAt, now)
+	if err != nil {
+		return Event{}, err
+	}
+	ev.Op = OpUpdate
+	ev.ID = ID(src, ev.Key, ev.Op, ev.Source.LastUpdated, after)
 	return ev, nil
 }
 
@@ -273,7 +294,12 @@ func Decode(key, value []byte, headers []Header) (Event, error) {
 	if env.Source.ExportedAt != nil {
 		exportedAt = *env.Source.ExportedAt
 	}
-	ev, err := New(env.Source.System, before, after, env.Source.Version, exportedAt, time.UnixMilli(*env.TSMs))
+	var ev Event
+	if env.Op == OpUpdate && before == nil && after != nil {
+		ev, err = NewUpsert(env.Source.System, after, env.Source.Version, exportedAt, time.UnixMilli(*env.TSMs))
+	} else {
+		ev, err = New(env.Source.System, before, after, env.Source.Version, exportedAt, time.UnixMilli(*env.TSMs))
+	}
 	if err != nil {
 		return Event{}, badData(strings.TrimPrefix(err.Error(), "changes: new event: "))
 	}

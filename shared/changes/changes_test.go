@@ -60,10 +60,17 @@ func TestGolden(t *testing.T) {
 		{"update-system-a", merge.SystemA, before, after, "3HL4kqtJlcpXroDTDmJ", exported, changes.OpUpdate},
 		{"delete-system-a", merge.SystemA, before, nil, "3HL4kqtJlcpXroDTDmJ", exported, changes.OpDelete},
 		{"update-system-b", merge.SystemB, before, after, "webhook:d-41", time.Time{}, changes.OpUpdate},
+		{"upsert-system-b", merge.SystemB, nil, after, "poll:2026-11-30T09:00:00Z", time.Time{}, changes.OpUpdate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := changes.New(tt.src, tt.before, tt.after, tt.version, tt.exportedAt, now)
+			newEvent := changes.New
+			if tt.before == nil && tt.wantOp == changes.OpUpdate {
+				newEvent = func(src merge.Source, _, after *merge.Record, version string, exportedAt, now time.Time) (changes.Event, error) {
+					return changes.NewUpsert(src, after, version, exportedAt, now)
+				}
+			}
+			ev, err := newEvent(tt.src, tt.before, tt.after, tt.version, tt.exportedAt, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,6 +123,14 @@ func TestID(t *testing.T) {
 			ev, _ := changes.New(merge.SystemB, a, b, "poll", time.Time{}, now)
 			return ev
 		}, true},
+		{"an upsert of the same record", func() changes.Event {
+			ev, _ := changes.NewUpsert(merge.SystemB, b, "webhook:x", time.Time{}, now)
+			return ev
+		}, true},
+		{"a create of the same record", func() changes.Event {
+			ev, _ := changes.New(merge.SystemB, nil, b, "webhook:x", time.Time{}, now)
+			return ev
+		}, false},
 		{"other values", func() changes.Event {
 			c := *b
 			c.Values[merge.FieldCity] = "Leeds"
@@ -164,6 +179,11 @@ func TestNewRefuses(t *testing.T) {
 			}
 		})
 	}
+	t.Run("upsert of nothing", func(t *testing.T) {
+		if _, err := changes.NewUpsert(merge.SystemB, nil, "v", time.Time{}, now); !errors.Is(err, merge.ErrInvalid) {
+			t.Errorf("err = %v, want kind invalid", err)
+		}
+	})
 }
 
 // TestDecodeRefuses: a record that breaks the contract is bad data (a
@@ -186,7 +206,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{"unknown schema", ev.Key, good, []changes.Header{hs[0], {Key: changes.HeaderSchemaVersion, Value: []byte("2")}}, "unknown schema version"},
 		{"not JSON", ev.Key, "{", hs, "not an envelope"},
 		{"trailing data", ev.Key, good + "{}", hs, "data after"},
-		{"wrong op", ev.Key, strings.Replace(good, `"op":"c"`, `"op":"u"`, 1), hs, `"op"`},
+		{"wrong op", ev.Key, strings.Replace(good, `"op":"c"`, `"op":"d"`, 1), hs, `"op"`},
+		{"upsert with the id of a create", ev.Key, strings.Replace(good, `"op":"c"`, `"op":"u"`, 1), hs, "header event-id"},
 		{"other key", "grace@example.com", good, hs, "record key"},
 		{"tampered value", ev.Key, strings.Replace(good, "+44 20 7946 0000", "+44 20 7946 0001", 1), hs, "header event-id"},
 		{"no source", ev.Key, strings.Replace(good, `"source":`, `"src":`, 1), hs, "missing"},

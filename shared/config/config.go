@@ -18,6 +18,7 @@ import (
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
+	"github.com/acme/unified-customer-service/shared/writeback"
 )
 
 // The settings, by environment variable name.
@@ -41,6 +42,11 @@ const (
 	EnvKafkaTLS               = "KAFKA_TLS"
 	EnvKafkaSASLSecretARN     = "KAFKA_SASL_SECRET_ARN"
 	EnvCaptureAFirstRun       = "CAPTURE_A_FIRST_RUN"
+	// EnvSystemBWebhookSecret is the webhook signing secret itself (local
+	// use); EnvSystemBWebhookSecretARN names it in Secrets Manager (AWS).
+	EnvSystemBWebhookSecret    = "SYSTEM_B_WEBHOOK_SECRET"
+	EnvSystemBWebhookSecretARN = "SYSTEM_B_WEBHOOK_SECRET_ARN"
+	EnvWriteBack               = "WRITE_BACK"
 )
 
 // Settings lists every setting the functions read, for tests that check the
@@ -52,6 +58,7 @@ var Settings = []string{
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 	EnvKafkaBootstrapServers, EnvKafkaAuth, EnvKafkaTLS, EnvKafkaSASLSecretARN,
 	EnvCaptureAFirstRun,
+	EnvSystemBWebhookSecret, EnvSystemBWebhookSecretARN, EnvWriteBack,
 }
 
 // MaxReconcileLease bounds RECONCILE_LEASE_SECONDS (exclusive): Lambda
@@ -85,6 +92,12 @@ type Config struct {
 	SnapshotRefreshReserve time.Duration
 	// Kafka is where change events go; read only when Need.Kafka.
 	Kafka Kafka
+	// WebhookSecret is System B's webhook signing secret (local use; a
+	// comma separates the current and the previous one during a rotation);
+	// WebhookSecretARN names it in Secrets Manager (AWS use). One of them is
+	// required when Need.Webhook.
+	WebhookSecret    string
+	WebhookSecretARN string
 
 	// SnapshotRefreshTimeout bounds one snapshot refresh (stat, download,
 	// validation), which runs on its own, outliving the request that started it.
@@ -92,6 +105,9 @@ type Config struct {
 	// CaptureAFirstRun is what System A's capture does with no state yet
 	// (CAPTURE_A_FIRST_RUN: snapshot, the default, or baseline).
 	CaptureAFirstRun capturea.FirstRun
+	// WriteBack is the sync worker's write-back (WRITE_BACK: off, the
+	// default, or systemB).
+	WriteBack writeback.Mode
 }
 
 // Kafka is the Kafka connection of the functions that publish or consume
@@ -107,6 +123,9 @@ type Kafka struct {
 type Need struct {
 	Report bool // REPORT_URI is required (reconcile)
 	Kafka  bool // KAFKA_BOOTSTRAP_SERVERS is required (change capture, sync worker)
+	// Webhook: SYSTEM_B_WEBHOOK_SECRET or SYSTEM_B_WEBHOOK_SECRET_ARN is
+	// required (System B's webhook receiver).
+	Webhook bool
 }
 
 // Load reads the configuration through getenv (os.Getenv in main).
@@ -127,6 +146,8 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		MetricsNamespace: get(EnvMetricsNamespace),
 		LogLevel:         get(EnvLogLevel),
 		LogHashKey:       get(EnvLogHashKey),
+		WebhookSecret:    get(EnvSystemBWebhookSecret),
+		WebhookSecretARN: get(EnvSystemBWebhookSecretARN),
 	}
 	if _, err := location.Parse(EnvSnapshotURI, c.SnapshotURI, location.Object); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
@@ -168,6 +189,16 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	}
 	if c.CaptureAFirstRun, err = capturea.ParseFirstRun(get(EnvCaptureAFirstRun)); err != nil {
 		bad(EnvCaptureAFirstRun, "%v", err)
+	}
+	if c.WriteBack, err = writeback.ParseMode(get(EnvWriteBack)); err != nil {
+		bad(EnvWriteBack, "%v", err)
+	}
+	if need.Webhook {
+		if c.WebhookSecret == "" && c.WebhookSecretARN == "" {
+			bad(EnvSystemBWebhookSecretARN, "one of %s or %s is required", EnvSystemBWebhookSecret, EnvSystemBWebhookSecretARN)
+		} else if c.WebhookSecret == "" && !strings.HasPrefix(c.WebhookSecretARN, "arn:") {
+			bad(EnvSystemBWebhookSecretARN, "want a Secrets Manager ARN (arn:aws:secretsmanager:...)")
+		}
 	}
 	if need.Kafka {
 		if err := c.Kafka.load(get); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
+	"github.com/acme/unified-customer-service/shared/writeback"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -29,6 +30,7 @@ func valid() map[string]string {
 		config.EnvLogLevel:              "",
 		config.EnvSystemBTimeoutMS:      "",
 		config.EnvKafkaBootstrapServers: "b-1.msk.example.com:9098,b-2.msk.example.com:9098",
+		config.EnvSystemBWebhookSecret:  "whsec-local",
 	}
 }
 
@@ -45,6 +47,25 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if c.Rules.For(merge.FieldLoyaltyTier) != merge.RuleSystemA || c.Rules.For(merge.FieldPhone) != merge.RuleNewest {
 		t.Errorf("default rules = %s", c.Rules)
+	}
+	if c.WriteBack != writeback.ModeOff {
+		t.Errorf("default WriteBack = %q, want off (read-only)", c.WriteBack)
+	}
+}
+
+func TestLoadWriteBack(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  writeback.Mode
+	}{{"", writeback.ModeOff}, {"off", writeback.ModeOff}, {" systemB ", writeback.ModeSystemB}} {
+		t.Run(fmt.Sprintf("%q", tt.value), func(t *testing.T) {
+			m := valid()
+			m[config.EnvWriteBack] = tt.value
+			c, err := config.Load(env(m), config.Need{})
+			if err != nil || c.WriteBack != tt.want {
+				t.Errorf("Load = %q, %v; want %q", c.WriteBack, err, tt.want)
+			}
+		})
 	}
 }
 
@@ -70,6 +91,8 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 		{"negative refresh timeout", map[string]string{config.EnvSnapshotRefreshTimeout: "-1"}, config.Need{}, config.EnvSnapshotRefreshTimeout},
 		{"bad rules", map[string]string{config.EnvMergeRules: "phone=oldest"}, config.Need{}, config.EnvMergeRules},
 		{"bad log level", map[string]string{config.EnvLogLevel: "verbose"}, config.Need{}, config.EnvLogLevel},
+		{"unknown write-back", map[string]string{config.EnvWriteBack: "systemA"}, config.Need{}, config.EnvWriteBack},
+		{"write-back in the wrong case", map[string]string{config.EnvWriteBack: "systemb"}, config.Need{}, config.EnvWriteBack},
 		{"lease not a number", map[string]string{config.EnvReconcileLeaseSeconds: "30s"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
 		{"lease zero", map[string]string{config.EnvReconcileLeaseSeconds: "0"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
 		{"lease as long as Lambda's retry gap", map[string]string{config.EnvReconcileLeaseSeconds: "60"}, config.Need{Report: true}, config.EnvReconcileLeaseSeconds},
@@ -169,7 +192,7 @@ func TestSettingsListsWhatLoadReads(t *testing.T) {
 	read := map[string]bool{}
 	m := valid()
 	getenv := func(k string) string { read[k] = true; return m[k] }
-	if _, err := config.Load(getenv, config.Need{Report: true, Kafka: true}); err != nil {
+	if _, err := config.Load(getenv, config.Need{Report: true, Kafka: true, Webhook: true}); err != nil {
 		t.Fatal(err)
 	}
 	for k := range read {
@@ -240,5 +263,34 @@ func TestLoadKafka(t *testing.T) {
 	m[config.EnvKafkaBootstrapServers] = ""
 	if _, err := config.Load(env(m), config.Need{}); err != nil {
 		t.Errorf("a function that does not need Kafka refused its missing settings: %v", err)
+	}
+}
+
+func TestLoadWebhookSecret(t *testing.T) {
+	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ucs-systemb-webhook"
+	tests := []struct {
+		name    string
+		set     map[string]string
+		need    bool
+		wantErr bool
+	}{
+		{"the secret itself", nil, true, false},
+		{"its ARN", map[string]string{config.EnvSystemBWebhookSecret: "", config.EnvSystemBWebhookSecretARN: arn}, true, false},
+		{"neither", map[string]string{config.EnvSystemBWebhookSecret: ""}, true, true},
+		{"not an ARN", map[string]string{config.EnvSystemBWebhookSecret: "", config.EnvSystemBWebhookSecretARN: "ucs-systemb-webhook"}, true, true},
+		{"neither, not needed", map[string]string{config.EnvSystemBWebhookSecret: ""}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := valid()
+			maps.Copy(m, tt.set)
+			_, err := config.Load(env(m), config.Need{Webhook: tt.need})
+			if tt.wantErr != (err != nil) {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && (!errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), config.EnvSystemBWebhookSecretARN)) {
+				t.Errorf("err = %v, want one naming %s", err, config.EnvSystemBWebhookSecretARN)
+			}
+		})
 	}
 }

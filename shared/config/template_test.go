@@ -59,7 +59,8 @@ func loadTemplate(t *testing.T) (*yaml.Node, string) {
 // functionDirs maps the template's logical IDs to their folders.
 var functionDirs = map[string]string{
 	"LookupFunction": "lookup", "SyncFunction": "sync", "ReconcileFunction": "reconcile",
-	"CaptureAFunction": "capturea",
+	"CaptureAFunction":        "capturea",
+	"CaptureBWebhookFunction": "captureb", "CaptureBPollFunction": "captureb",
 }
 
 func TestTemplateFunctionsAreComplete(t *testing.T) {
@@ -96,7 +97,7 @@ func TestTemplateFunctionsAreComplete(t *testing.T) {
 		})
 	}
 	slices.Sort(found)
-	if want := []string{"CaptureAFunction", "LookupFunction", "ReconcileFunction", "SyncFunction"}; !slices.Equal(found, want) {
+	if want := []string{"CaptureAFunction", "CaptureBPollFunction", "CaptureBWebhookFunction", "LookupFunction", "ReconcileFunction", "SyncFunction"}; !slices.Equal(found, want) {
 		t.Errorf("template functions = %v, want %v", found, want)
 	}
 }
@@ -151,7 +152,7 @@ func TestTemplateRoutesMatchSecurity(t *testing.T) {
 	}
 	slices.Sort(events)
 	slices.Sort(secured)
-	if !slices.Equal(events, secured) || len(events) != 2 {
+	if !slices.Equal(events, secured) || len(events) != 3 {
 		t.Errorf("HttpApi events %v != DefinitionBody operations %v", events, secured)
 	}
 }
@@ -178,7 +179,9 @@ func TestTemplateAlarmsWatchEmittedMetrics(t *testing.T) {
 		emf.SnapshotRefreshFailures, emf.SnapshotRejectedOlder, emf.ReconcileCustomers, emf.ReconcileOutOfSync,
 		emf.ReconcileIncomplete, emf.ReconcileBadRecordsSystemA, emf.ReconcileBadRecordsSystemB,
 		emf.CaptureAPublishedCreates, emf.CaptureAPublishedUpdates, emf.CaptureAPublishedDeletes, emf.CaptureDuration,
-		emf.CaptureFailures, emf.CaptureRejectedOlder, emf.CaptureBadRecordsSystemA,
+		emf.CaptureFailures, emf.CaptureRejectedOlder, emf.CaptureBadRecordsSystemA, emf.CaptureLag,
+		emf.CaptureBPublishedCreates, emf.CaptureBPublishedUpdates, emf.CaptureBPublishedDeletes,
+		emf.CaptureBadRecordsSystemB, emf.CaptureWebhookRejected, emf.CaptureWebhookFailed,
 	}
 	if v := node(root, "Globals", "Function", "Environment", "Variables", config.EnvMetricsNamespace); v == nil || v.Tag != "!Ref" || v.Value != "MetricsNamespace" {
 		t.Fatalf("Globals set %s from %s, want !Ref MetricsNamespace", config.EnvMetricsNamespace, value(v))

@@ -184,20 +184,7 @@ func (p *Producer) Publish(ctx context.Context, events ...changes.Event) error {
 		}
 		recs[i] = r
 	}
-	var failed int
-	var first error
-	for _, res := range p.cl.ProduceSync(ctx, recs...) {
-		if res.Err != nil {
-			failed++
-			if first == nil {
-				first = res.Err
-			}
-		}
-	}
-	if failed > 0 {
-		return fmt.Errorf("kafka: publish: %w: %d of %d events not acknowledged: %w", merge.ErrUnavailable, failed, len(events), first)
-	}
-	return nil
+	return p.produce(ctx, "publish", "events", recs)
 }
 
 // Record renders one event as the Kafka record the contract describes.

@@ -36,7 +36,7 @@ const minAttemptTime = 50 * time.Millisecond
 // Call describes one HTTP request to System B, for Config.OnCall (one
 // system_b.latency sample per call). Status is 0 when no response came.
 type Call struct {
-	Op       string // OpGet or OpList
+	Op       string // OpGet, OpList or OpPatch
 	Attempt  int    // 1 for the first request of a Get or a page
 	Status   int
 	Duration time.Duration
@@ -110,8 +110,9 @@ type Config struct {
 	OnCall func(Call)
 }
 
-// Client reads customers from System B API v1. It is safe for concurrent
-// use. It never writes to System B.
+// Client reads customers from System B API v1 and, through Patch only (the
+// opt-in write-back), writes changed fields with API v1.1's conditional
+// PATCH. It is safe for concurrent use.
 type Client struct {
 	cfg     Config
 	base    string // BaseURL without a trailing slash
@@ -218,22 +219,67 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // and must carry the requested email's join key, else ErrBadData. Every
 // error is an *Error.
 func (c *Client) Get(ctx context.Context, email string) (*merge.Record, error) {
+	r, _, err := c.GetWithETag(ctx, email)
+	return r, err
+}
+
+// GetWithETag is Get that also returns the ETag System B API v1.1 answered
+// with the record ("" when System B sent none, as v1 does): the version to
+// name in Patch's If-Match.
+func (c *Client) GetWithETag(ctx context.Context, email string) (*merge.Record, string, error) {
+	return c.customer(ctx, OpGet, email, &request{})
+}
+
+// Patch writes the fields of set to the customer with the given email:
+// PATCH {base}/customers/{email} (API v1.1) with a body of those fields
+// only (AppendPatch: never email, never lastUpdated; System B stamps its
+// own lastUpdated) and If-Match: etag, the ETag of the read the change was
+// decided on. It returns the record System B stored and its new ETag.
+// Errors (all *Error): ErrPreconditionFailed (412: the customer changed
+// since that read; read it again), ErrNotFound (404), ErrNotSupported (405
+// or 501: a System B without API v1.1), ErrInvalidArgument (an empty email
+// or etag, an empty set: no request is made), and those of Get. Retries
+// follow Get's policy; they are safe because of If-Match: a PATCH that was
+// applied but whose answer was lost is answered 412 when retried.
+func (c *Client) Patch(ctx context.Context, email, etag string, values *merge.Record, set FieldSet) (*merge.Record, string, error) {
+	switch {
+	case strings.TrimSpace(etag) == "":
+		return nil, "", &Error{Op: OpPatch, Err: ErrInvalidArgument, Cause: errors.New("no ETag to send in If-Match: an unconditional write is never made")}
+	case set.Empty():
+		return nil, "", &Error{Op: OpPatch, Err: ErrInvalidArgument, Cause: errors.New("no field to write")}
+	}
+	return c.customer(ctx, OpPatch, email, &request{method: http.MethodPatch, body: AppendPatch(nil, values, set), ifMatch: etag})
+}
+
+// customer makes rq (a get or a patch) of one customer and decodes the
+// customer document of the answer.
+func (c *Client) customer(ctx context.Context, op, email string, rq *request) (*merge.Record, string, error) {
 	if t := strings.TrimSpace(email); t == "" || t == "." || t == ".." {
-		return nil, &Error{Op: OpGet, Err: ErrInvalidArgument, Cause: errors.New("email is empty or a dot segment")}
+		return nil, "", &Error{Op: op, Err: ErrInvalidArgument, Cause: errors.New("email is empty or a dot segment")}
 	}
 	var buf bytes.Buffer
-	attempts, err := c.fetch(ctx, OpGet, c.base+"/customers/"+url.PathEscape(email), c.cfg.MaxBodyBytes, &buf)
+	attempts, err := c.fetch(ctx, op, c.base+"/customers/"+url.PathEscape(email), c.cfg.MaxBodyBytes, &buf, rq)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	r, err := UnmarshalCustomer(buf.Bytes())
 	if err == nil && merge.Key(r.Email()) != merge.Key(email) {
 		err = errors.New("record is not the requested customer")
 	}
 	if err != nil {
-		return nil, &Error{Op: OpGet, Status: http.StatusOK, Attempts: attempts, Err: ErrBadData, Cause: err}
+		return nil, "", &Error{Op: op, Status: http.StatusOK, Attempts: attempts, Err: ErrBadData, Cause: err}
 	}
-	return r, nil
+	return r, rq.etag, nil
+}
+
+// request is what one logical call sends beyond its URL: the method (GET
+// when empty), a JSON body and an If-Match header (when not empty). etag
+// receives the ETag header of the 200 answer.
+type request struct {
+	method  string
+	body    []byte
+	ifMatch string
+	etag    string
 }
 
 // outcome is the result of one attempt.
@@ -245,10 +291,13 @@ type outcome struct {
 	hasWait bool
 }
 
-// fetch makes one logical GET of u with retries and leaves the body of its
-// 200 answer in buf. It returns the number of requests made; errors are
-// *Error.
-func (c *Client) fetch(ctx context.Context, op, u string, limit int64, buf *bytes.Buffer) (int, error) {
+// fetch makes one logical request of u with retries (a GET, or rq's) and
+// leaves the body of its 200 answer in buf and its ETag in rq.etag. It
+// returns the number of requests made; errors are *Error.
+func (c *Client) fetch(ctx context.Context, op, u string, limit int64, buf *bytes.Buffer, rq *request) (int, error) {
+	if rq == nil {
+		rq = &request{}
+	}
 	c.cfg.Budget.Request()
 	fail := func(attempts, status int, sentinel, cause error) (int, error) {
 		return attempts, &Error{Op: op, Status: status, Attempts: attempts, Err: sentinel, Cause: cause}
@@ -270,7 +319,7 @@ func (c *Client) fetch(ctx context.Context, op, u string, limit int64, buf *byte
 		if err != nil {
 			return fail(attempt-1, 0, ErrUnavailable, err)
 		}
-		o := c.attempt(ctx, actx, op, u, tok, timeout, limit, buf, attempt)
+		o := c.attempt(ctx, actx, op, u, tok, timeout, limit, buf, attempt, rq)
 		cancel()
 		if o.err == nil {
 			return attempt, nil
@@ -350,7 +399,7 @@ func (c *Client) fits(ctx context.Context, d time.Duration) error {
 
 // attempt makes one HTTP request and classifies its outcome.
 // actx is the request's context, derived from ctx, the caller's.
-func (c *Client) attempt(ctx, actx context.Context, op, u, tok string, timeout time.Duration, limit int64, buf *bytes.Buffer, n int) (o outcome) {
+func (c *Client) attempt(ctx, actx context.Context, op, u, tok string, timeout time.Duration, limit int64, buf *bytes.Buffer, n int, rq *request) (o outcome) {
 	start := c.cfg.Now()
 	status := 0
 	defer func() {
@@ -374,12 +423,25 @@ func (c *Client) attempt(ctx, actx context.Context, op, u, tok string, timeout t
 		o.retry = c.cfg.CheckRetry(ctx, nil, err)
 		return o
 	}
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
+	method, body := http.MethodGet, io.Reader(nil)
+	if rq.method != "" {
+		method = rq.method
+	}
+	if rq.body != nil {
+		body = bytes.NewReader(rq.body)
+	}
+	req, err := http.NewRequestWithContext(actx, method, u, body)
 	if err != nil {
 		return fail(ErrUnavailable, errors.New("cannot build the request"))
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Accept", "application/json")
+	if rq.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if rq.ifMatch != "" {
+		req.Header.Set("If-Match", rq.ifMatch)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return transportFailure(err)
@@ -388,9 +450,15 @@ func (c *Client) attempt(ctx, actx context.Context, op, u, tok string, timeout t
 	status = resp.StatusCode
 	switch {
 	case status == http.StatusOK:
-	case status == http.StatusNotFound && op == OpGet:
+	case status == http.StatusNotFound && (op == OpGet || op == OpPatch):
 		drain(resp.Body)
 		return fail(ErrNotFound, nil)
+	case status == http.StatusPreconditionFailed && op == OpPatch:
+		drain(resp.Body)
+		return fail(ErrPreconditionFailed, nil)
+	case (status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented) && op == OpPatch:
+		drain(resp.Body)
+		return fail(ErrNotSupported, fmt.Errorf("status %d to PATCH: System B does not offer API v1.1", status))
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		drain(resp.Body)
 		return fail(ErrUnauthorized, nil)
@@ -421,6 +489,7 @@ func (c *Client) attempt(ctx, actx context.Context, op, u, tok string, timeout t
 	if int64(buf.Len()) > limit {
 		return fail(ErrBadData, fmt.Errorf("body is over the %d-byte cap", limit))
 	}
+	rq.etag = resp.Header.Get("ETag")
 	return outcome{}
 }
 

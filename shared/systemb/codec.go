@@ -104,24 +104,76 @@ func buildMembers() members {
 func AppendCustomer(dst []byte, r *merge.Record) []byte {
 	for i, f := range merge.Fields {
 		dst = append(dst, codecLayout.before[i]...)
-		v := r.Values[i]
-		switch {
-		case v == "":
-			dst = append(dst, "null"...)
-		case f.Kind == merge.KindBool:
-			if v == "true" {
-				dst = append(dst, "true"...)
-			} else {
-				dst = append(dst, "false"...)
-			}
-		default:
-			dst = merge.AppendJSONString(dst, v)
-		}
+		dst = appendValue(dst, f.Kind, r.Values[i])
 	}
 	dst = append(dst, codecLayout.beforeT...)
 	dst = append(dst, '"')
 	dst = r.LastUpdated.UTC().AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, '"', '}')
+}
+
+// FieldSet is a set of fields (indexed by merge.FieldID): what a PATCH writes.
+type FieldSet [merge.NumFields]bool
+
+// Empty reports whether the set holds no field.
+func (s *FieldSet) Empty() bool { return *s == FieldSet{} }
+
+// AppendPatch appends the System B API v1.1 PATCH body that writes the
+// fields of set to their values in r: a subset of the customer document
+// (the same nesting and types as AppendCustomer, absent values as null)
+// holding only those fields. The email (the join key, which a PATCH never
+// changes) and lastUpdated (System B stamps its own) are never written.
+func AppendPatch(dst []byte, r *merge.Record, set FieldSet) []byte {
+	dst = append(dst, '{')
+	open, first := "", true
+	for i, f := range merge.Fields {
+		if !set[i] || merge.FieldID(i) == merge.FieldEmail {
+			continue
+		}
+		parent, name, nested := strings.Cut(f.Path, ".")
+		if !nested {
+			name, parent = parent, ""
+		}
+		if parent != open {
+			if open != "" {
+				dst = append(dst, '}')
+			}
+			if parent != "" {
+				if !first {
+					dst = append(dst, ',')
+				}
+				dst = merge.AppendJSONString(dst, parent)
+				dst = append(dst, ':', '{')
+				first = true
+			}
+			open = parent
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = merge.AppendJSONString(dst, name)
+		dst = append(dst, ':')
+		dst = appendValue(dst, f.Kind, r.Values[i])
+	}
+	if open != "" {
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+// appendValue appends one field's value as System B writes it.
+func appendValue(dst []byte, kind merge.Kind, v string) []byte {
+	switch {
+	case v == "":
+		return append(dst, "null"...)
+	case kind == merge.KindBool && v == "true":
+		return append(dst, "true"...)
+	case kind == merge.KindBool:
+		return append(dst, "false"...)
+	default:
+		return merge.AppendJSONString(dst, v)
+	}
 }
 
 // UnmarshalCustomer decodes one System B API v1 customer document. Unknown

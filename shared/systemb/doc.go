@@ -1,8 +1,10 @@
 // Package systemb is the adapter over System B, the external near-real-time
-// REST API (v1, see docs/contracts.md): its JSON codec, and a read-only
-// client with per-call deadlines, bounded retries, a retry budget and a
-// streaming pager. Vendor errors become the sentinel errors of this package
-// at the boundary.
+// REST API (v1, see docs/contracts.md): its JSON codec, and a client with
+// per-call deadlines, bounded retries, a retry budget and a streaming pager.
+// The client reads; its one write is Client.Patch, API v1.1's conditional
+// PATCH (If-Match with the ETag of GetWithETag), used only by the opt-in
+// write-back (WRITE_BACK=systemB). Vendor errors become the sentinel errors
+// of this package at the boundary.
 //
 // # Calls
 //

@@ -40,6 +40,23 @@ var (
 	// (invalid JSON, a wrong type, a missing or unparsable lastUpdated).
 	// Nothing of such a document is used. Kind merge.ErrBadData.
 	ErrBadData error = &sentinel{"systemb: data breaks the System B contract", merge.ErrBadData}
+
+	// ErrPreconditionFailed: System B answered 412 to a PATCH: the
+	// customer changed since the read whose ETag the PATCH named. Read it
+	// again and decide again. Kind merge.ErrUnavailable (the write could
+	// not be made now; it is never retried as is).
+	ErrPreconditionFailed error = &sentinel{"systemb: the customer changed since it was read", merge.ErrUnavailable}
+
+	// ErrNotSupported: System B answered 405 or 501 to a PATCH: it does
+	// not offer API v1.1, so write-back cannot work against it until it
+	// does. Kind merge.ErrInvalid (a configuration that cannot work; no
+	// retry helps).
+	ErrNotSupported error = &sentinel{"systemb: System B does not support PATCH (API v1.1)", merge.ErrInvalid}
+
+	// ErrUpdatedSinceUnsupported: System B answered 400 to the first page
+	// of a ListSince: it implements API v1 without the v1.1 parameter
+	// updatedSince. List all instead. Kind merge.ErrInvalid.
+	ErrUpdatedSinceUnsupported error = &sentinel{"systemb: System B does not support updatedSince (API v1.1)", merge.ErrInvalid}
 )
 
 // sentinel is an error of this package that unwraps to its kind.
@@ -56,17 +73,18 @@ func (s *sentinel) Unwrap() error { return s.kind }
 
 // Operations named in Error.Op and Call.Op.
 const (
-	OpGet  = "get"  // GET {base}/customers/{email}
-	OpList = "list" // GET {base}/customers?limit=N&cursor=C
+	OpGet   = "get"   // GET {base}/customers/{email}
+	OpList  = "list"  // GET {base}/customers?limit=N&cursor=C
+	OpPatch = "patch" // PATCH {base}/customers/{email} (API v1.1)
 )
 
 // Error is the error of one Get or one page of a List. Its message never
 // contains the email or the token.
 type Error struct {
-	Op       string // OpGet or OpList
+	Op       string // OpGet, OpList or OpPatch
 	Status   int    // the last HTTP status received; 0 when none was
 	Attempts int    // HTTP requests made for this call
-	Err      error  // ErrNotFound, ErrUnavailable, ErrBadData, ErrUnauthorized or ErrInvalidArgument
+	Err      error  // one of the sentinel errors above
 	Cause    error  // what happened, for logs; may be nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/acme/unified-customer-service/shared/merge"
@@ -52,6 +53,7 @@ type Pager struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	limit  int
+	since  string // the updatedSince parameter (RFC 3339), or ""
 
 	cur, spare *page
 	i          int // the current item of cur
@@ -93,8 +95,21 @@ type Position struct {
 // 0 means 1000). A page size out of range gives a Pager whose Err is
 // ErrInvalidArgument. No request is made before the first Next.
 func (c *Client) List(ctx context.Context, pageSize int) *Pager {
+	return c.ListSince(ctx, pageSize, time.Time{})
+}
+
+// ListSince is List restricted to the customers whose lastUpdated is at or
+// after since, with the API v1.1 parameter updatedSince (see
+// docs/contracts.md); a zero since lists all, as List. The items keep the
+// join order and the cursor paging. A System B without v1.1 answers 400:
+// the Pager then stops with ErrUpdatedSinceUnsupported, before any item,
+// and the caller may fall back to List.
+func (c *Client) ListSince(ctx context.Context, pageSize int, since time.Time) *Pager {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &Pager{c: c, ctx: ctx, cancel: cancel, limit: pageSize, cur: new(page), spare: new(page)}
+	if !since.IsZero() {
+		p.since = since.UTC().Format(time.RFC3339Nano)
+	}
 	if pageSize == 0 {
 		p.limit = DefaultPageSize
 	}
@@ -199,7 +214,7 @@ func (p *Pager) start(cursor string, hasCursor bool) {
 	dst, prevEmail, n := p.spare, p.cur.lastEmail, p.pages+1
 	run := func() error {
 		dst.cursor, dst.hasCursor, dst.prevEmail = cursor, hasCursor, prevEmail
-		return p.c.fetchPage(p.ctx, p.limit, cursor, hasCursor, prevEmail, n, dst)
+		return p.c.fetchPage(p.ctx, p.limit, p.since, cursor, hasCursor, prevEmail, n, dst)
 	}
 	if p.c.cfg.DisablePrefetch {
 		p.deferred = run
@@ -289,12 +304,19 @@ func (p *Pager) All() iter.Seq2[*merge.Record, error] {
 }
 
 // fetchPage fetches, decodes and checks one page into dst.
-func (c *Client) fetchPage(ctx context.Context, limit int, cursor string, hasCursor bool, prevEmail string, n int, dst *page) error {
+func (c *Client) fetchPage(ctx context.Context, limit int, since, cursor string, hasCursor bool, prevEmail string, n int, dst *page) error {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if since != "" {
+		q.Set("updatedSince", since)
+	}
 	if hasCursor {
 		q.Set("cursor", cursor)
 	}
-	attempts, err := c.fetch(ctx, OpList, c.base+"/customers?"+q.Encode(), c.cfg.MaxPageBytes, &dst.body)
+	attempts, err := c.fetch(ctx, OpList, c.base+"/customers?"+q.Encode(), c.cfg.MaxPageBytes, &dst.body, nil)
+	var e *Error
+	if since != "" && n == 1 && errors.As(err, &e) && e.Status == http.StatusBadRequest {
+		return &Error{Op: OpList, Status: e.Status, Attempts: e.Attempts, Err: ErrUpdatedSinceUnsupported, Cause: errors.New("the first page with updatedSince was refused")}
+	}
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/acme/unified-customer-service/shared/merge"
 )
@@ -594,6 +595,62 @@ func TestListFromRefusesForeignPositions(t *testing.T) {
 			defer p.Close()
 			if p.Next() || !errors.Is(p.Err(), ErrInvalidArgument) {
 				t.Errorf("Next went on or Err = %v; want ErrInvalidArgument", p.Err())
+			}
+		})
+	}
+}
+
+// TestListSince: the updatedSince parameter is sent on every page with the
+// cursor, and a System B without API v1.1 (400 on the first page) stops
+// the Pager with ErrUpdatedSinceUnsupported, not ErrUnavailable.
+func TestListSince(t *testing.T) {
+	since := time.Date(2026, 3, 1, 12, 0, 0, 500, time.UTC)
+	tests := []struct {
+		name    string
+		status  int // of every answer; 200 serves two pages
+		since   time.Time
+		wantQ   string // updatedSince seen on each request
+		wantErr error
+	}{
+		{"v1.1 pages", http.StatusOK, since, "2026-03-01T12:00:00.0000005Z", nil},
+		{"zero since lists all", http.StatusOK, time.Time{}, "", nil},
+		{"v1 refuses the parameter", http.StatusBadRequest, since, "2026-03-01T12:00:00.0000005Z", ErrUpdatedSinceUnsupported},
+		{"a 400 without the parameter is not about it", http.StatusBadRequest, time.Time{}, "", ErrUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var seen []string
+			srv := newServer(t, func(n int, w http.ResponseWriter, r *http.Request) {
+				seen = append(seen, r.URL.Query().Get("updatedSince"))
+				if tt.status != http.StatusOK {
+					w.WriteHeader(tt.status)
+					return
+				}
+				if n == 1 {
+					writeJSON(w, []byte(`{"items":[`+string(customerJSON("a@example.com"))+`],"nextCursor":"c1"}`))
+					return
+				}
+				writeJSON(w, []byte(`{"items":[`+string(customerJSON("b@example.com"))+`],"nextCursor":null}`))
+			})
+			c, _ := newClient(t, srv.URL, func(cfg *Config) { cfg.DisablePrefetch = true })
+			p := c.ListSince(context.Background(), 10, tt.since)
+			defer p.Close()
+			items := 0
+			for p.Next() {
+				items++
+			}
+			if tt.wantErr != nil {
+				checkErr(t, p.Err(), tt.wantErr, -1)
+				if items != 0 {
+					t.Errorf("%d items before the error, want none", items)
+				}
+			} else if p.Err() != nil || items != 2 {
+				t.Fatalf("items %d, err %v; want 2, nil", items, p.Err())
+			}
+			for i, q := range seen {
+				if q != tt.wantQ {
+					t.Errorf("request %d: updatedSince = %q, want %q", i+1, q, tt.wantQ)
+				}
 			}
 		})
 	}

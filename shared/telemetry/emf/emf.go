@@ -94,8 +94,8 @@ const (
 	// CaptureAPublishedDeletes counts delete events acknowledged on
 	// customer.changes.system-a (Count).
 	CaptureAPublishedDeletes = "capture.events.published.system_a.delete"
-	// CaptureDuration is the duration of one capture invocation, whatever
-	// its outcome (Milliseconds).
+	// CaptureDuration is the duration of one capture invocation (a snapshot
+	// diff, a poll, one webhook delivery), whatever its outcome (Milliseconds).
 	CaptureDuration = "capture.duration"
 	// CaptureFailures counts captures that failed (the invocation errs and
 	// is retried; its state did not advance) (Count).
@@ -107,7 +107,42 @@ const (
 	// CaptureBadRecordsSystemA counts malformed System A rows the capture
 	// skipped, in the new or the previous snapshot (Count).
 	CaptureBadRecordsSystemA = "capture.bad_records.system_a.total"
+	// CaptureBPublishedCreates, CaptureBPublishedUpdates and
+	// CaptureBPublishedDeletes count the events System B's capture (a poll
+	// or one webhook delivery) published on customer.changes.system-b and
+	// the broker acknowledged (Count); CaptureBPublishedName picks one by op.
+	CaptureBPublishedCreates = "capture.events.published.system_b.create"
+	CaptureBPublishedUpdates = "capture.events.published.system_b.update"
+	CaptureBPublishedDeletes = "capture.events.published.system_b.delete"
+	// CaptureLag is the first half of sync.lag.seconds: the time from the
+	// change in its source (its lastUpdated) to the broker's acknowledgement
+	// of its event, one sample per event (Seconds).
+	CaptureLag = "capture.lag.seconds"
+	// CaptureBadRecordsSystemB counts malformed System B list items a poll
+	// skipped (logged by position, never by value) (Count).
+	CaptureBadRecordsSystemB = "capture.bad_records.system_b.total"
+	// CaptureWebhookRejected counts webhook deliveries refused with 401: a
+	// missing, malformed, stale or wrong signature (Count).
+	CaptureWebhookRejected = "capture.webhook.rejected.total"
+	// CaptureWebhookFailed counts deliveries answered 503: the change was
+	// not acknowledged by the broker, or the secret could not be read;
+	// System B delivers them again (Count).
+	CaptureWebhookFailed = "capture.webhook.failed.total"
 )
+
+// CaptureBPublishedName is the name of System B's published-events count
+// for a change event's op ("c", "u" or "d"; "" for another).
+func CaptureBPublishedName(op string) string {
+	switch op {
+	case "c":
+		return CaptureBPublishedCreates
+	case "u":
+		return CaptureBPublishedUpdates
+	case "d":
+		return CaptureBPublishedDeletes
+	}
+	return ""
+}
 
 // DefaultNamespace is the namespace New uses when given an empty one (the
 // default of METRICS_NAMESPACE).

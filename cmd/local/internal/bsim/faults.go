@@ -70,6 +70,10 @@ type Faults struct {
 	// gets and in list pages, with its lastUpdated made unparsable: one bad
 	// record among good ones, the rest of its page intact.
 	BadItem string `json:"badItem"`
+	// NoPatch makes the simulator a System B API v1 without PATCH: every
+	// PATCH is answered 405 (Allow: GET, PUT, DELETE), as a System B that
+	// has not deployed v1.1 would.
+	NoPatch bool `json:"noPatch"`
 }
 
 // validate checks f and fills its defaults.
@@ -154,14 +158,18 @@ type Stats struct {
 	Requests     int64 `json:"requests"`     // every API request received, faulted or not
 	Get          int64 `json:"get"`          // GET /customers/{email} served (any status)
 	List         int64 `json:"list"`         // GET /customers served (any status)
-	Put          int64 `json:"put"`          // PUT served
+	Put          int64 `json:"put"`          // PUT or PATCH served (any status)
+	Patch        int64 `json:"patch"`        // PATCH received (any status; also counted in put)
 	Delete       int64 `json:"delete"`       // DELETE served
 	Unauthorized int64 `json:"unauthorized"` // answered 401
 	Injected     int64 `json:"injected"`     // answered (or dropped) by a fault
+	// PreconditionFailed counts PUTs and PATCHes answered 412 (If-Match
+	// did not match).
+	PreconditionFailed int64 `json:"preconditionFailed"`
 }
 
 type counters struct {
-	requests, get, list, put, delete, unauthorized, injected atomic.Int64
+	requests, get, list, put, patch, delete, unauthorized, injected, preconditionFailed atomic.Int64
 }
 
 // Stats returns the request counters.
@@ -175,13 +183,19 @@ func (s *Sim) Stats() Stats {
 		Delete:       c.delete.Load(),
 		Unauthorized: c.unauthorized.Load(),
 		Injected:     c.injected.Load(),
+		Patch:        c.patch.Load(),
+
+		PreconditionFailed: c.preconditionFailed.Load(),
 	}
 }
 
-// ResetStats zeroes the request counters.
+// ResetStats zeroes the request counters and the PATCH counts.
 func (s *Sim) ResetStats() {
 	c := &s.stats
-	for _, v := range []*atomic.Int64{&c.requests, &c.get, &c.list, &c.put, &c.delete, &c.unauthorized, &c.injected} {
+	for _, v := range []*atomic.Int64{&c.requests, &c.get, &c.list, &c.put, &c.patch, &c.delete, &c.unauthorized, &c.injected, &c.preconditionFailed} {
 		v.Store(0)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.patches = nil
 }

@@ -34,10 +34,16 @@ const AdminHelp = `System B simulator admin endpoints (no token needed):
   PUT  /_sim/faults   replace them, e.g. {"down":true} or
                       {"latencyMs":0,"errorRate":0.2,"status":503,"failNext":0,"retryAfter":"",
                        "down":false,"hang":false,"redirect":"","malformed":false,"truncated":false,
-                       "oversized":false,"oversizedBytes":0,"badLastUpdated":false,"badItem":""}
+                       "oversized":false,"oversizedBytes":0,"badLastUpdated":false,"badItem":"",
+                       "noPatch":false}
                       (fields left out are off)
   POST /_sim/reset    clear every fault and zero the counters
   GET  /_sim/stats    request counters, as JSON
+  GET  /_sim/stats/patches?email=E
+                      PATCHes applied to customer E, as {"patches":N}
+  GET  /_sim/webhook  where change notifications go, and their counters
+  PUT  /_sim/webhook  {"url":"http://127.0.0.1:3000/webhooks/system-b","secret":"..."}
+                      (an empty url stops them; the secret defaults to the local one)
 `
 
 const cursorPrefix = "v1:"
@@ -84,9 +90,19 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.MethodGet:
 			s.stats.get.Add(1)
 			s.serveGet(w, email, f)
-		case http.MethodPut, http.MethodPatch:
+		case http.MethodPatch:
 			s.stats.put.Add(1)
-			s.servePut(w, r, email, r.Method == http.MethodPatch)
+			s.stats.patch.Add(1)
+			if f.NoPatch {
+				s.stats.injected.Add(1)
+				w.Header().Set("Allow", "GET, PUT, DELETE")
+				writeProblem(w, http.StatusMethodNotAllowed, "method not allowed (System B API v1 has no PATCH)")
+				return
+			}
+			s.servePut(w, r, email, true)
+		case http.MethodPut:
+			s.stats.put.Add(1)
+			s.servePut(w, r, email, false)
 		default:
 			s.stats.delete.Add(1)
 			s.serveDelete(w, email)
@@ -176,8 +192,9 @@ func (s *Sim) serveGet(w http.ResponseWriter, email string, f Faults) {
 	s.mu.RLock()
 	i, ok := s.find(key)
 	var doc []byte
+	var rev uint64
 	if ok {
-		doc = s.entries[i].doc // documents are never modified in place
+		doc, rev = s.entries[i].doc, s.entries[i].rev // documents are never modified in place
 	}
 	s.mu.RUnlock()
 	if !ok || key == "" {
@@ -188,6 +205,7 @@ func (s *Sim) serveGet(w http.ResponseWriter, email string, f Faults) {
 		s.stats.injected.Add(1)
 		doc = breakLastUpdated(doc)
 	}
+	w.Header().Set("ETag", ETag(rev))
 	s.writeOK(w, doc, f)
 }
 
@@ -201,6 +219,20 @@ func (s *Sim) serveList(w http.ResponseWriter, r *http.Request, f Faults) {
 			return
 		}
 		limit = n
+	}
+	var since int64
+	hasSince := false
+	if v, ok := q["updatedSince"]; ok {
+		if s.v1Only {
+			writeProblem(w, http.StatusBadRequest, "unknown query parameter updatedSince (this System B implements API v1)")
+			return
+		}
+		t, err := time.Parse(time.RFC3339Nano, v[0])
+		if len(v) != 1 || err != nil {
+			writeProblem(w, http.StatusBadRequest, "updatedSince must be one RFC 3339 time")
+			return
+		}
+		since, hasSince = t.UnixNano(), true
 	}
 	after, hasCursor := "", false
 	if v, ok := q["cursor"]; ok && (len(v) != 1 || v[0] != "") { // "cursor=" is the first page
@@ -220,21 +252,28 @@ func (s *Sim) serveList(w http.ResponseWriter, r *http.Request, f Faults) {
 	if found && hasCursor {
 		i++
 	}
-	end := min(i+limit, len(s.entries))
 	badKey := ""
 	if f.BadItem != "" {
 		badKey = merge.Key(f.BadItem)
 	}
-	for k := i; k < end; k++ {
-		if k > i {
-			buf = append(buf, ',')
-		}
-		if badKey != "" && s.entries[k].key == badKey {
-			s.stats.injected.Add(1)
-			buf = append(buf, breakLastUpdated(s.entries[k].doc)...)
+	// end is after the last entry looked at: limit of them, or with
+	// updatedSince the first limit changed ones (scanning past the others).
+	end, n := i, 0
+	for ; end < len(s.entries) && n < limit; end++ {
+		e := &s.entries[end]
+		if hasSince && e.updated < since {
 			continue
 		}
-		buf = append(buf, s.entries[k].doc...)
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		n++
+		if badKey != "" && e.key == badKey {
+			s.stats.injected.Add(1)
+			buf = append(buf, breakLastUpdated(e.doc)...)
+			continue
+		}
+		buf = append(buf, e.doc...)
 	}
 	buf = append(buf, `],"nextCursor":`...)
 	if end < len(s.entries) {
@@ -321,10 +360,12 @@ func writeOversized(w http.ResponseWriter, n int64) {
 	_, _ = io.WriteString(w, tail)
 }
 
-// servePut stores a customer: PUT replaces the whole record; PATCH (a
-// convenience for trying conflicts by hand) overlays the body's fields on the
-// stored record, "address" member by member. Either way a body without
-// lastUpdated gets Now.
+// servePut stores a customer: PUT replaces the whole record; PATCH (API
+// v1.1) overlays the body's fields on the stored record, "address" member by
+// member. Either way a body without lastUpdated gets Now. With If-Match,
+// the write happens only when the stored record's ETag matches (or "*" and
+// the customer exists), else 412; the check and the write are one step.
+// The answer carries the stored document and its new ETag.
 func (s *Sim) servePut(w http.ResponseWriter, r *http.Request, email string, patch bool) {
 	key := merge.Key(email)
 	if key == "" {
@@ -336,40 +377,76 @@ func (s *Sim) servePut(w http.ResponseWriter, r *http.Request, email string, pat
 		writeProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body must be a customer JSON object of at most %d bytes", MaxLineBytes))
 		return
 	}
-	if patch {
-		stored, ok := s.Customer(email)
-		if !ok {
-			writeProblem(w, http.StatusNotFound, "no such customer")
-			return
+	ifMatch, conditional := r.Header.Get("If-Match"), len(r.Header.Values("If-Match")) > 0
+	status, stored, rev, detail := s.write(key, email, body, patch, ifMatch, conditional)
+	if detail != "" {
+		if status == http.StatusPreconditionFailed {
+			s.stats.preconditionFailed.Add(1)
 		}
-		if body, err = overlay(stored, body); err != nil {
-			writeProblem(w, http.StatusBadRequest, err.Error())
-			return
+		writeProblem(w, status, detail)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(stored)))
+	w.Header().Set("ETag", ETag(rev))
+	w.WriteHeader(status)
+	_, _ = w.Write(stored)
+}
+
+// write applies a PUT or PATCH body to key under the lock. It returns the
+// status and either the stored document and its revision or a problem
+// detail (never customer data).
+func (s *Sim) write(key, email string, body []byte, patch bool, ifMatch string, conditional bool) (status int, stored []byte, rev uint64, detail string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, exists := s.find(key)
+	if conditional && (!exists || !etagMatches(ifMatch, s.entries[i].rev)) {
+		return http.StatusPreconditionFailed, nil, 0, "If-Match does not match the customer's current ETag; read it again"
+	}
+	if patch {
+		if !exists {
+			return http.StatusNotFound, nil, 0, "no such customer"
+		}
+		var err error
+		if body, err = overlay(s.entries[i].doc, body); err != nil {
+			return http.StatusBadRequest, nil, 0, err.Error()
 		}
 	}
 	doc, err := s.completeCustomer(body, email)
 	if err != nil {
-		writeProblem(w, http.StatusBadRequest, err.Error())
-		return
+		return http.StatusBadRequest, nil, 0, err.Error()
 	}
 	rec, err := systemb.UnmarshalCustomer(doc)
 	if err != nil {
-		writeProblem(w, http.StatusBadRequest, err.Error())
-		return
+		return http.StatusBadRequest, nil, 0, err.Error()
 	}
 	if merge.Key(rec.Email()) != key {
-		writeProblem(w, http.StatusBadRequest, "the email in the body does not match the path")
-		return
+		return http.StatusBadRequest, nil, 0, "the email in the body does not match the path"
 	}
-	stored := systemb.AppendCustomer(nil, rec)
-	status := http.StatusOK
-	if s.put(key, stored) {
-		status = http.StatusCreated
+	stored = systemb.AppendCustomer(nil, rec)
+	rev, created := s.put(key, stored, rec.LastUpdated)
+	if patch {
+		if s.patches == nil {
+			s.patches = map[string]int64{}
+		}
+		s.patches[key]++
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(stored)))
-	w.WriteHeader(status)
-	_, _ = w.Write(stored)
+	if created {
+		return http.StatusCreated, stored, rev, ""
+	}
+	return http.StatusOK, stored, rev, ""
+}
+
+// etagMatches reports whether an If-Match value (a list of entity tags, or
+// "*") names revision rev. Weak tags never match (strong comparison).
+func etagMatches(ifMatch string, rev uint64) bool {
+	want := ETag(rev)
+	for tag := range strings.SplitSeq(ifMatch, ",") {
+		if tag = strings.TrimSpace(tag); tag == "*" || tag == want {
+			return true
+		}
+	}
+	return false
 }
 
 // overlay returns the stored document with patch's members put over it
@@ -458,6 +535,34 @@ func (s *Sim) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case "/_sim/stats GET":
 		writeJSON(w, s.Stats())
+	case "/_sim/stats/patches GET":
+		email := r.URL.Query().Get("email")
+		if merge.Key(email) == "" {
+			writeProblem(w, http.StatusBadRequest, "bsim: want ?email=<the customer's email>")
+			return
+		}
+		writeJSON(w, struct {
+			Patches int64 `json:"patches"`
+		}{s.PatchCount(email)})
+	case "/_sim/webhook GET":
+		c := s.Webhook()
+		writeJSON(w, struct {
+			URL   string       `json:"url"`
+			Stats WebhookStats `json:"stats"`
+		}{c.URL, s.WebhookStats()}) // never the secret
+	case "/_sim/webhook PUT":
+		var c WebhookConfig
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			writeProblem(w, http.StatusBadRequest, "bsim: webhook: want {\"url\": ..., \"secret\": ...}: "+err.Error())
+			return
+		}
+		if err := s.SetWebhook(c); err != nil {
+			writeProblem(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	default:
 		writeProblem(w, http.StatusNotFound, "no such admin endpoint; GET /_sim/ lists them")
 	}

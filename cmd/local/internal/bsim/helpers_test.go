@@ -79,13 +79,19 @@ func call(t *testing.T, srv *httptest.Server, method, path, body string, auth ..
 func callCtx(t *testing.T, ctx context.Context, srv *httptest.Server, method, path, body string, auth ...string) (int, http.Header, []byte) {
 	t.Helper()
 	resp, err := send(ctx, srv, method, path, body, auth...)
+	return readAnswer(t, method+" "+path, resp, err)
+}
+
+// readAnswer reads the answer of a request (or fails the test with err).
+func readAnswer(t *testing.T, what string, resp *http.Response, err error) (int, http.Header, []byte) {
+	t.Helper()
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		t.Fatalf("%s: read body: %v", what, err)
 	}
 	return resp.StatusCode, resp.Header, b
 }

@@ -4,12 +4,21 @@
 //   - GET /customers/{email}: 200 with the customer JSON, or 404;
 //   - GET /customers?limit=N&cursor=C: {"items": [...], "nextCursor": "..." | null},
 //     items ordered by merge.Key (trimmed, lower-cased email) byte-wise,
-//     limit 1..1000 (default 100), an opaque cursor;
+//     limit 1..1000 (default 100), an opaque cursor; with API v1.1's
+//     updatedSince=<RFC 3339> only the customers whose lastUpdated is at or
+//     after it (unless Config.V1Only: then 400, as a v1 System B);
 //   - PUT, PATCH and DELETE /customers/{email}, so a user can change System
-//     B and watch a conflict appear (not part of the contract we read; PATCH
-//     overlays fields on the stored record; both stamp lastUpdated with Now
-//     unless the body gives one);
-//   - every API request needs "Authorization: Bearer <token>", else 401.
+//     B and watch a conflict appear; PATCH (API v1.1, the write-back's
+//     write) overlays fields on the stored record; both stamp lastUpdated
+//     with Now unless the body gives one;
+//   - API v1.1 optimistic concurrency: GET, PUT and PATCH of one customer
+//     answer a strong ETag that changes on every write; a PUT or PATCH with
+//     If-Match is refused with 412 when it does not match (without If-Match
+//     they are unconditional, for changes by hand); PATCHes are counted per
+//     customer (PatchCount, GET /_sim/stats/patches?email=...);
+//   - every API request needs "Authorization: Bearer <token>", else 401;
+//   - with SetWebhook, a signed POST of every change made through the API
+//     (created, updated, deleted) to a receiver, retried on non-2xx.
 //
 // Faults (latency, error rate and status, down, hang, broken bodies,
 // redirects) are switched while it runs with SetFaults or over HTTP on the
@@ -37,6 +46,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,16 +83,22 @@ type Config struct {
 	// faults apply: a System B that is far away or slow per request. The
 	// latencyMs fault adds to it. At most MaxLatencyMs.
 	Latency time.Duration
-	// Sleep waits d, or until ctx ends (false); a timer when nil. Latency
-	// and the latencyMs fault wait with it (tests record the waits).
+	// Sleep waits d, or until ctx ends (false); a timer when nil. Latency,
+	// the latencyMs fault and the webhook's retries wait with it (tests
+	// record the waits).
 	Sleep func(ctx context.Context, d time.Duration) bool
+	// V1Only makes the list refuse API v1.1's updatedSince with 400, as a
+	// System B without it does.
+	V1Only bool
 }
 
 // entry is one stored customer: its join key and its pre-encoded System B
 // JSON document.
 type entry struct {
-	key string
-	doc []byte
+	key     string
+	doc     []byte
+	updated int64  // lastUpdated, Unix nanoseconds (for updatedSince)
+	rev     uint64 // the write that stored doc: the ETag
 }
 
 // Sim is a System B API v1 simulator. It is safe for concurrent use.
@@ -91,12 +107,16 @@ type Sim struct {
 	now     func() time.Time
 	latency time.Duration
 	sleep   func(ctx context.Context, d time.Duration) bool
+	v1Only  bool
+	hook    webhookState
 
 	randMu sync.Mutex
 	rand   func() float64
 
 	mu      sync.RWMutex
-	entries []entry // sorted by key, byte-wise; keys unique
+	entries []entry          // sorted by key, byte-wise; keys unique
+	rev     uint64           // the last revision given to a write
+	patches map[string]int64 // PATCHes answered 200, by key
 
 	faults faultBox
 	stats  counters
@@ -106,8 +126,9 @@ type Sim struct {
 
 // New returns an empty simulator, with Config's defaults filled in.
 func New(cfg Config) *Sim {
-	s := &Sim{now: cfg.Now, rand: cfg.Rand, stop: make(chan struct{}), sleep: cfg.Sleep}
+	s := &Sim{now: cfg.Now, rand: cfg.Rand, stop: make(chan struct{}), sleep: cfg.Sleep, v1Only: cfg.V1Only}
 	s.latency = min(max(cfg.Latency, 0), MaxLatencyMs*time.Millisecond)
+	s.hook.queue = make(chan notification, webhookQueue)
 	if s.sleep == nil {
 		s.sleep = sleepCtx
 	}
@@ -156,7 +177,8 @@ func (s *Sim) SetToken(tok string) error {
 }
 
 // Close releases every request held by the hang fault (they then fail with
-// 503) and makes later hang faults answer 503 at once. Call it before shutting
+// 503) and makes later hang faults answer 503 at once, and stops the webhook
+// sender (queued notifications are not sent). Call it before shutting
 // down the HTTP server that serves Handler. It does not drop the data.
 func (s *Sim) Close() {
 	s.once.Do(func() { close(s.stop) })
@@ -216,6 +238,10 @@ func (s *Sim) Load(r io.Reader) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for i := range entries {
+		s.rev++
+		entries[i].rev = s.rev
+	}
 	s.entries = mergeSorted(s.entries, entries)
 	return nil
 }
@@ -295,7 +321,7 @@ func (b *lineBatch) decode(arena *docArena) {
 		// Clone the key: it may share the decoded record's one string of
 		// all values, which would stay alive with it.
 		key := strings.Clone(merge.Key(rec.Email()))
-		b.out = append(b.out, lineEntry{entry{key: key, doc: arena.encode(rec)}, b.first + i})
+		b.out = append(b.out, lineEntry{entry{key: key, doc: arena.encode(rec), updated: rec.LastUpdated.UnixNano()}, b.first + i})
 	}
 	b.lines = nil
 }
@@ -359,17 +385,33 @@ func (s *Sim) find(key string) (int, bool) {
 	return slices.BinarySearchFunc(s.entries, key, func(e entry, k string) int { return strings.Compare(e.key, k) })
 }
 
-// put stores doc under key; it reports whether the key was new.
-func (s *Sim) put(key string, doc []byte) (created bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// put stores doc under key as a new revision and returns it; it reports
+// whether the key was new. Caller holds mu for writing; the webhook
+// notification is queued under it, so notifications follow the order of
+// the changes.
+func (s *Sim) put(key string, doc []byte, updated time.Time) (rev uint64, created bool) {
+	s.rev++
 	i, ok := s.find(key)
 	if ok {
-		s.entries[i].doc = doc
-		return false
+		s.entries[i].doc, s.entries[i].updated, s.entries[i].rev = doc, updated.UnixNano(), s.rev
+		s.notify(changeUpdated, doc)
+		return s.rev, false
 	}
-	s.entries = slices.Insert(s.entries, i, entry{key: key, doc: doc})
-	return true
+	s.entries = slices.Insert(s.entries, i, entry{key: key, doc: doc, updated: updated.UnixNano(), rev: s.rev})
+	s.notify(changeCreated, doc)
+	return s.rev, true
+}
+
+// ETag renders revision rev as a strong entity tag.
+func ETag(rev uint64) string { return `"r` + strconv.FormatUint(rev, 10) + `"` }
+
+// PatchCount returns how many PATCHes of the customer with the given email
+// (matched by merge.Key) the simulator applied (answered 200) since it
+// started or its stats were last reset.
+func (s *Sim) PatchCount(email string) int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.patches[merge.Key(email)]
 }
 
 // remove deletes key; it reports whether it was there.
@@ -378,10 +420,18 @@ func (s *Sim) remove(key string) bool {
 	defer s.mu.Unlock()
 	i, ok := s.find(key)
 	if ok {
+		s.notify(changeDeleted, s.entries[i].doc)
 		s.entries = slices.Delete(s.entries, i, i+1)
 	}
 	return ok
 }
+
+// The change types of a notification.
+const (
+	changeCreated = "created"
+	changeUpdated = "updated"
+	changeDeleted = "deleted"
+)
 
 // random returns the next number of the error-rate generator.
 func (s *Sim) random() float64 {

@@ -25,6 +25,7 @@ const (
 	envSnapshotURI  = "SNAPSHOT_URI"
 	envS3Endpoint   = "AWS_ENDPOINT_URL_S3"
 	envKafka        = "KAFKA_BOOTSTRAP_SERVERS"
+	envWebhook      = "SYSTEM_B_WEBHOOK_SECRET"
 )
 
 // realAWS is the --s3-endpoint value that means "real S3".
@@ -238,6 +239,7 @@ func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *pro
 		case st.SystemBURL != "" && isLoopbackURL(base[f.LogicalID][envSystemBURL]):
 			tool[envSystemBURL] = st.SystemBURL
 			tool[envSystemBToken] = st.SystemBToken
+			tool[envWebhook] = st.SystemBWebhookSecret
 		}
 		if st.KafkaBrokers != "" && isLoopbackBrokers(base[f.LogicalID][envKafka]) {
 			tool[envKafka] = st.KafkaBrokers

@@ -1,15 +1,18 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
 	"github.com/acme/unified-customer-service/cmd/local/internal/demo"
 	"github.com/acme/unified-customer-service/cmd/local/internal/kafkalocal"
 )
@@ -61,6 +64,7 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 	}
 	defer stopMappings()
 	api, lambda := a.apiServer(p, apiLn), a.lambdaServer(ctx, p, lambdaLn)
+	webhookURL := a.pointWebhook(ctx, p, api.url)
 	lookup := routeOf(p, "GET", "{email}")
 	evFile, err := writeLookupEvent(filepath.Join(o.dataDir, "examples"), lookup[1], demo.ShowcaseCustomers().InSync)
 	if err != nil {
@@ -72,7 +76,7 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 	}
 	printBanner(a.Stdout, banner{
 		API: api.url, Lambda: lambda.url, S3: p.s3URL, Buckets: p.buckets,
-		SystemB: p.stack.SystemBURL, Token: p.stack.SystemBToken, Kafka: p.stack.KafkaBrokers,
+		SystemB: p.stack.SystemBURL, Token: p.stack.SystemBToken, Kafka: p.stack.KafkaBrokers, Webhook: webhookURL,
 		Region: p.tpl.Region, Functions: p.funcs.Names(),
 		Seeded: p.stack.Demo != nil || (!p.stack.S3Started && !p.stack.SimStarted),
 		Lookup: lookup, Sync: routeOf(p, "POST", "sync"),
@@ -104,13 +108,59 @@ func capturedFunction(p *project) string {
 	return ""
 }
 
+// pointWebhook makes the System B simulator send its change notifications
+// to start-api's webhook route (when the template has one and the functions
+// use the simulator) and returns that URL, or "".
+func (a *App) pointWebhook(ctx context.Context, p *project, api string) string {
+	route := routeOf(p, "POST", "/webhooks/")
+	if route[0] == "" || p.stack.SystemBURL == "" {
+		return ""
+	}
+	cfg := bsim.WebhookConfig{URL: api + route[1], Secret: p.stack.SystemBWebhookSecret}
+	if p.stack.Sim != nil {
+		if err := p.stack.Sim.SetWebhook(cfg); err != nil {
+			a.logf("warning: System B webhook: %v", err)
+			return ""
+		}
+		return cfg.URL
+	}
+	// A simulator another process started: through its admin API.
+	body, _ := json.Marshal(cfg) // two strings always marshal
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, p.stack.SystemBURL+bsim.AdminPrefix+"webhook", bytes.NewReader(body))
+	if err != nil {
+		a.logf("warning: System B webhook: %v", err)
+		return ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.logf("warning: System B webhook: the simulator at %s: %v", p.stack.SystemBURL, err)
+		return ""
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		a.logf("warning: System B webhook: the simulator at %s answered %s (an older version?)", p.stack.SystemBURL, resp.Status)
+		return ""
+	}
+	return cfg.URL
+}
+
+// scheduledFunction names the function the banner's "nightly
+// reconciliation" example fires: ReconcileFunction, else the first with a
+// schedule (System B's poller has one too, every minute).
 func scheduledFunction(p *project) string {
+	first := ""
 	for _, f := range p.tpl.Functions {
-		if sm, _ := scheduledMachine(p.tpl, f.LogicalID); len(f.Schedules) > 0 || sm != nil {
+		if sm, _ := scheduledMachine(p.tpl, f.LogicalID); len(f.Schedules) == 0 && sm == nil {
+			continue
+		}
+		if f.LogicalID == "ReconcileFunction" {
 			return f.LogicalID
 		}
+		if first == "" {
+			first = f.LogicalID
+		}
 	}
-	return ""
+	return first
 }
 
 // banner is what `up` prints: the endpoints and commands that work as printed.
@@ -119,6 +169,7 @@ type banner struct {
 	Buckets         []string
 	SystemB, Token  string
 	Kafka           string // the Kafka bootstrap address; "" when none
+	Webhook         string // where the simulator sends System B's change notifications; "" when nowhere
 	Region          string
 	Functions       []string
 	Seeded          bool
@@ -150,6 +201,9 @@ func printBanner(w io.Writer, b banner) {
 	}
 	if b.Kafka != "" {
 		p("  Kafka (embedded broker, kfake)      %s  (topics: %s)", b.Kafka, strings.Join(kafkalocal.Topics(), ", "))
+	}
+	if b.Webhook != "" {
+		p("  System B webhook -> %s  (signed change notifications)", b.Webhook)
 	}
 	for i, m := range b.Mappings {
 		label := ""
@@ -193,7 +247,7 @@ func printBanner(w io.Writer, b banner) {
 		}
 	}
 	if b.Kafka != "" {
-		p("  # the change events, with any Kafka client, e.g. Debian's kcat")
+		p("  # the change events, with any Kafka client, e.g. Debian's kcat (a PATCH above arrives through the webhook)")
 		p("  kcat -b %s -C -t %s -f '%%k %%h %%s\\n'", b.Kafka, kafkalocal.Topics()[1])
 		if b.Captured != "" {
 			p("  # System A's change events: %s captures every upload of the snapshot", b.Captured)

@@ -4,8 +4,10 @@
 // JSON logs of the functions.
 //
 // The tests drive the REAL bootstraps: TestMain builds LookupFunction,
-// SyncFunction, ReconcileFunction and CaptureAFunction once for this machine through the
-// Makefile (the build package, as `local invoke` does), and every test runs
+// SyncFunction, ReconcileFunction, CaptureAFunction and System B's capture
+// functions (CaptureBWebhookFunction, CaptureBPollFunction, publishing to an
+// embedded kfake broker the capture rows stop and restart) once for this machine
+// through the Makefile (the build package, as `local invoke` does), and every test runs
 // them as warm child processes behind the sandbox's Lambda Runtime API, with
 // the template's environment plus the test's overrides, against its own
 // embedded versioned S3 server (s3local) holding a real snapshot written by

@@ -40,6 +40,8 @@ const (
 	syncFn      = "SyncFunction"
 	reconcileFn = "ReconcileFunction"
 	captureAFn  = "CaptureAFunction"
+	webhookBFn  = "CaptureBWebhookFunction"
+	pollBFn     = "CaptureBPollFunction"
 )
 
 // The template's buckets and keys (its parameters' defaults).
@@ -57,7 +59,7 @@ const datasetN = 3000
 
 // rigFunctions are the functions every rig runs (each starts a process
 // only when first invoked).
-var rigFunctions = []string{lookupFn, syncFn, reconcileFn, captureAFn}
+var rigFunctions = []string{lookupFn, syncFn, reconcileFn, captureAFn, webhookBFn, pollBFn}
 
 // captureTimeout replaces CaptureAFunction's 900 s Timeout in the rigs, as
 // reconcileTimeout does ReconcileFunction's.
@@ -112,7 +114,7 @@ func runMain(m *testing.M) int {
 	return code
 }
 
-// setup loads the template, gets the three bootstraps (prebuilt by make
+// setup loads the template, gets the bootstraps (prebuilt by make
 // test, or built with the Makefile: localtest.HostBootstraps) and
 // generates the data set, at the same time.
 func setup(tmp string) error {
@@ -277,18 +279,21 @@ func withS3Front(front func(s3URL string) string) rigOption {
 }
 
 // rig is one test's world: an S3 server with the snapshot, a System B
-// simulator with the customers, and the three functions in sandboxes.
+// simulator with the customers, and the functions in sandboxes.
 type rig struct {
-	t        *testing.T
-	id       string
-	s3       *s3local.Server
-	s3c      *s3.Client
-	sim      *bsim.Sim
-	simURL   string
-	token    string
-	fns      sandbox.Set
-	log      *lineLog
-	versions []string // snapshot version ids, in upload order
+	t      *testing.T
+	id     string
+	s3     *s3local.Server
+	s3c    *s3.Client
+	sim    *bsim.Sim
+	simURL string
+	token  string
+	// webhookSecret signs System B's webhook deliveries (the functions'
+	// SYSTEM_B_WEBHOOK_SECRET).
+	webhookSecret string
+	fns           sandbox.Set
+	log           *lineLog
+	versions      []string // snapshot version ids, in upload order
 }
 
 // newRig starts a rig; everything stops when the test ends, after checking
@@ -303,8 +308,10 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	r := &rig{t: t, id: randomHex(8), token: "faults-token-" + randomHex(12), log: &lineLog{next: suiteLog}}
+	r := &rig{t: t, id: randomHex(8), token: "faults-token-" + randomHex(12), log: &lineLog{next: suiteLog},
+		webhookSecret: "faults-whsec-" + randomHex(12)}
 	data.pii.addSecret(r.token)
+	data.pii.addSecret(r.webhookSecret)
 	ctx := context.Background()
 
 	var err error
@@ -349,7 +356,7 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	if cfg.s3Front != nil {
 		endpoint = cfg.s3Front(endpoint)
 	}
-	tool := map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token}
+	tool := map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token, "SYSTEM_B_WEBHOOK_SECRET": r.webhookSecret}
 	forced := map[string]string{"AWS_ENDPOINT_URL_S3": endpoint, rigEnvKey: r.id}
 	maps.Copy(forced, cfg.forced)
 	r.fns = sandbox.Set{}

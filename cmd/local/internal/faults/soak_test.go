@@ -163,7 +163,7 @@ func TestSoakRow14ReconcileKilledProductionTimings(t *testing.T) {
 	if !strings.HasPrefix(s.Attempt, requestID+"-") || s.Attempt == dead.Token {
 		t.Errorf("the retry's attempt %q: want a new token of the same invocation", s.Attempt)
 	}
-	wantWriteOnce(t, r, "faults-killed-production")
+	wantWriteOnce(t, r, "faults-killed-production", 1)
 	if again := summaryOf(t, r.invoke(reconcileFn, ev)); again.Status != reconcile.StatusDuplicate || again.Attempt != s.Attempt {
 		t.Errorf("a later delivery: %s attempt %q, want the stored report of %q", again.Status, again.Attempt, s.Attempt)
 	}

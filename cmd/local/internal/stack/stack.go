@@ -79,7 +79,10 @@ type Stack struct {
 	S3Started    bool
 	SystemBURL   string // "" when BSim is Off
 	SystemBToken string
-	SimStarted   bool
+	// SystemBWebhookSecret signs the simulator's change notifications
+	// (bsim.DefaultWebhookSecret); "" when BSim is Off.
+	SystemBWebhookSecret string
+	SimStarted           bool
 	// Sim is the simulator this call started (nil otherwise), for fault
 	// injection in-process.
 	Sim  *bsim.Sim
@@ -127,6 +130,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if cfg.BSim != Off {
 		if cfg.BSim == Auto && listening(cfg.BSimAddr) {
 			st.SystemBURL, st.SystemBToken = "http://"+cfg.BSimAddr, bsim.DefaultToken
+			st.SystemBWebhookSecret = bsim.DefaultWebhookSecret
 			fmt.Fprintf(log, "System B: using the simulator already listening on %s\n", st.SystemBURL)
 		} else {
 			sim := bsim.New(bsim.Config{Latency: cfg.BSimLatency})
@@ -137,6 +141,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			}
 			st.Sim, st.bsrv, st.SimStarted = sim, srv, true
 			st.SystemBURL, st.SystemBToken = srv.URL(), sim.Token()
+			st.SystemBWebhookSecret = bsim.DefaultWebhookSecret
 			fmt.Fprintf(log, "System B: simulator on %s (faults: %s/_sim/; latency %s a request)\n", srv.URL(), srv.URL(), sim.Latency())
 		}
 	}
