@@ -8,7 +8,7 @@ GOOS          ?= linux
 GOARCH        ?= arm64
 ARTIFACTS_DIR ?= $(CURDIR)/dist/$@
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w" -tags lambda.norpc
-FUNCTIONS     := LookupFunction SyncFunction ReconcileFunction CaptureAFunction CaptureBWebhookFunction CaptureBPollFunction
+FUNCTIONS     := LookupFunction SyncFunction ReconcileFunction CaptureAFunction CaptureBWebhookFunction CaptureBPollFunction SyncWorkerFunction
 CFN_LINT      ?= cfn-lint
 # This machine, for the bootstraps the tests run (dist/host/<LogicalId>/).
 HOST_GOOS      = $(shell $(GO) env GOHOSTOS)
@@ -44,6 +44,8 @@ build-CaptureBWebhookFunction:
 	$(call build_function,captureb)
 build-CaptureBPollFunction:
 	$(call build_function,captureb)
+build-SyncWorkerFunction:
+	$(call build_function,syncworker)
 
 ## build: the bootstraps for Lambda (linux/arm64) under dist/<LogicalId>/
 build:
@@ -75,6 +77,8 @@ invoke:
 test: lint test-go
 
 test-go: build-host
+	@# shared/dedup tests its DynamoDB store against moto's server mode
+	@python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install --quiet 'moto[server]'
 	UCS_BOOTSTRAP_DIR=$(HOST_DIST) $(TEST_ENV) $(GO) test -timeout 9m ./...
 
 lint: lint-template lint-go
@@ -93,7 +97,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## bench-e2e: end-to-end benchmarks on the real bootstraps: reconciliation of 100k and 1M customers, capture of 1M with 1% changed
-## (duration, peak RSS), lookup cold start and warm p50/p99 through start-api, bootstrap sizes
+## (duration, peak RSS), lookup cold start and warm p50/p99 through start-api, bootstrap sizes; and the
+## range mode on a 10M-customer snapshot behind a counting S3 proxy (TestE2ERangeSnapshot; ~4 GB of disk)
 bench-e2e: build-host
 	UCS_BOOTSTRAP_DIR=$(HOST_DIST) $(GO) test -tags bench -run 'TestE2E' -v -count=1 -timeout 30m ./cmd/local/internal/benchmarks/
 

@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/demodata"
+	"github.com/acme/unified-customer-service/shared/systema"
 )
 
 // Exit statuses.
@@ -36,6 +38,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gendata: %v\n", err)
 		return exitError
 	}
+	// The export contract's manifest, for the upload's object metadata.
+	if _, err := systema.WriteManifest(filepath.Join(dir, demodata.SnapshotFile)); err != nil {
+		fmt.Fprintf(stderr, "gendata: %v\n", err)
+		return exitError
+	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -45,7 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	fmt.Fprintf(stdout, "wrote %s/{%s,%s,%s} in %s\n%s", dir, demodata.SnapshotFile, demodata.SystemBFile, demodata.TruthFile,
+	fmt.Fprintf(stdout, "wrote %s/{%s,%s,%s,%s} in %s\n%s", dir, demodata.SnapshotFile, filepath.Base(systema.ManifestFile(demodata.SnapshotFile)),
+		demodata.SystemBFile, demodata.TruthFile,
 		time.Since(start).Round(time.Millisecond), truth)
 	return exitOK
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/acme/unified-customer-service/shared/demodata"
+	"github.com/acme/unified-customer-service/shared/systema"
 )
 
 func TestRun(t *testing.T) {
@@ -58,6 +59,17 @@ func TestRun(t *testing.T) {
 					if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 						t.Error(err)
 					}
+				}
+				// The export contract's manifest describes the snapshot.
+				snap := filepath.Join(out, demodata.SnapshotFile)
+				want, err := systema.ManifestOf(snap)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, err := os.ReadFile(systema.ManifestFile(snap))
+				var got systema.Manifest
+				if err != nil || json.Unmarshal(raw, &got) != nil || got != want {
+					t.Errorf("manifest file %q (%v), want %+v", raw, err, want)
 				}
 			}
 		})

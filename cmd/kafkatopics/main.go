@@ -1,5 +1,7 @@
 // Command kafkatopics creates the change-event topics (shared/changes:
-// customer.changes.system-a and customer.changes.system-b) on a Kafka
+// customer.changes.system-a and customer.changes.system-b) and the sync
+// worker's (shared/syncworker: customer.unified, compacted,
+// customer.conflicts and customer.changes.dead-letter) on a Kafka
 // cluster, once, before the first capture: Amazon MSK (IAM or SASL/SCRAM
 // auth, TLS) or self-managed brokers, through the service's own client
 // options (shared/kafka).

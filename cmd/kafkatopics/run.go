@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/acme/unified-customer-service/shared/changes"
 	"github.com/acme/unified-customer-service/shared/kafka"
+	"github.com/acme/unified-customer-service/shared/syncworker"
 )
 
 // envPassword names the variable that holds the SCRAM password (never a flag:
@@ -91,8 +93,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *minISR > 0 {
 		configs["min.insync.replicas"] = kadm.StringPtr(strconv.Itoa(*minISR))
 	}
-	topics := []string{changes.TopicSystemA, changes.TopicSystemB}
-	if err := create(ctx, adm, topics, int32(*partitions), int16(*replication), configs, stdout); err != nil {
+	// The change topics and the sync worker's outputs; customer.unified is
+	// compacted: the latest unified record (or tombstone) per customer.
+	compacted := maps.Clone(configs)
+	compacted["cleanup.policy"] = kadm.StringPtr("compact")
+	var errs []error
+	for _, set := range []struct {
+		topics  []string
+		configs map[string]*string
+	}{
+		{[]string{changes.TopicSystemA, changes.TopicSystemB, syncworker.TopicConflicts, syncworker.TopicDeadLetter}, configs},
+		{[]string{syncworker.TopicUnified}, compacted},
+	} {
+		if err := create(ctx, adm, set.topics, int32(*partitions), int16(*replication), set.configs, stdout); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintf(stderr, "kafkatopics: %v\n", err)
 		return 1
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/acme/unified-customer-service/shared/changes"
 	"github.com/acme/unified-customer-service/shared/kafka/kafkatest"
+	"github.com/acme/unified-customer-service/shared/syncworker"
 )
 
 func noEnv(string) string { return "" }
@@ -38,10 +39,13 @@ func TestCreateTopics(t *testing.T) {
 			if code := run(context.Background(), tt.args, noEnv, &out, &errb); code != tt.code {
 				t.Fatalf("exit %d, want %d\n%s%s", code, tt.code, out.String(), errb.String())
 			}
-			for _, topic := range []string{changes.TopicSystemA, changes.TopicSystemB} {
+			for _, topic := range []string{changes.TopicSystemA, changes.TopicSystemB, syncworker.TopicUnified, syncworker.TopicConflicts, syncworker.TopicDeadLetter} {
 				if !strings.Contains(out.String(), topic+": "+tt.out) {
 					t.Errorf("output lacks %q for %s:\n%s", tt.out, topic, out.String())
 				}
+			}
+			if p := cleanupPolicy(t, brokers, syncworker.TopicUnified); p != "compact" {
+				t.Errorf("%s has cleanup.policy %q, want compact", syncworker.TopicUnified, p)
 			}
 			if n := partitions(t, brokers, changes.TopicSystemA); n != tt.partitions {
 				t.Errorf("%s has %d partitions, want %d", changes.TopicSystemA, n, tt.partitions)
@@ -53,11 +57,7 @@ func TestCreateTopics(t *testing.T) {
 // partitions returns topic's partition count, read with a plain client.
 func partitions(t *testing.T, brokers []string, topic string) int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	adm := kadm.NewClient(cl)
+	adm := admin(t, brokers)
 	defer adm.Close()
 	d, err := adm.ListTopics(context.Background(), topic)
 	if err != nil {
@@ -88,4 +88,35 @@ func TestUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cleanupPolicy returns topic's cleanup.policy, read with a plain client.
+func cleanupPolicy(t *testing.T, brokers []string, topic string) string {
+	t.Helper()
+	adm := admin(t, brokers)
+	defer adm.Close()
+	rcs, err := adm.DescribeTopicConfigs(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" && c.Value != nil {
+			return *c.Value
+		}
+	}
+	return ""
+}
+
+// admin returns a plain admin client.
+func admin(t *testing.T, brokers []string) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kadm.NewClient(cl)
 }

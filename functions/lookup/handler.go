@@ -53,21 +53,10 @@ type Response struct {
 }
 
 // Conflict is one field the systems disagree on, and how it was resolved.
-type Conflict struct {
-	Field        string         `json:"field"`
-	Kind         merge.DiffKind `json:"kind"`
-	SystemA      any            `json:"systemA"`
-	SystemB      any            `json:"systemB"`
-	NewerSource  merge.Source   `json:"newerSource"`
-	ResolvedFrom merge.Source   `json:"resolvedFrom"`
-	Rule         merge.Rule     `json:"rule"`
-}
+type Conflict = unified.Conflict
 
 // Timestamps holds one time per system; null where the system has no record.
-type Timestamps struct {
-	SystemA *time.Time `json:"systemA"`
-	SystemB *time.Time `json:"systemB"`
-}
+type Timestamps = unified.Timestamps
 
 // Handle serves one API Gateway HTTP API request.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
@@ -106,8 +95,8 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		Email:       res.Customer.Email(),
 		Customer:    res.Customer,
 		Sources:     map[string]merge.Source{},
-		Conflicts:   []Conflict{},
-		LastUpdated: Timestamps{SystemA: unified.TimePtr(res.A), SystemB: unified.TimePtr(res.B)},
+		Conflicts:   unified.ViewConflicts(&res),
+		LastUpdated: unified.ViewTimestamps(&res),
 		Freshness:   unified.ViewFreshness(read.Freshness),
 		Partial:     len(degraded) > 0,
 		Degraded:    degraded,
@@ -120,17 +109,6 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		if src != "" {
 			resp.Sources[merge.Fields[i].Path] = src
 		}
-	}
-	for _, c := range res.Conflicts {
-		resp.Conflicts = append(resp.Conflicts, Conflict{
-			Field:        merge.Fields[c.Field].Path,
-			Kind:         c.Kind,
-			SystemA:      merge.JSONValue(c.Field, c.A),
-			SystemB:      merge.JSONValue(c.Field, c.B),
-			NewerSource:  c.NewerSource,
-			ResolvedFrom: c.ResolvedFrom,
-			Rule:         c.Rule,
-		})
 	}
 	if n := len(resp.Conflicts); n > 0 {
 		h.Metrics.Count(emf.SyncConflicts, int64(n))

@@ -55,6 +55,7 @@ type App struct {
 	WebhookSecret func(ctx context.Context) (string, error)
 
 	source systema.Source // the snapshot's source (SNAPSHOT_URI), for the capture
+	awsCfg aws.Config     // loaded when something needs AWS, for the sync worker's DynamoDB store
 }
 
 // Options are the process-level inputs of New.
@@ -97,7 +98,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 	needAWS := snapURI.Scheme == "s3" || cfg.SystemBToken == "" ||
 		(o.Need.Report && strings.HasPrefix(cfg.ReportURI, "s3://")) ||
 		(o.Need.Kafka && cfg.Kafka.Auth != kafka.AuthNone) ||
-		(o.Need.Webhook && cfg.WebhookSecret == "")
+		(o.Need.Webhook && cfg.WebhookSecret == "") ||
+		(o.Need.SyncWorker && strings.HasPrefix(cfg.DedupStore, "dynamodb://"))
 	var awsCfg aws.Config
 	var s3Client *s3.Client // nil when nothing is read from S3
 	if needAWS {
@@ -106,6 +108,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 			return nil, fmt.Errorf("%s: AWS configuration: %w", o.Function, err)
 		}
 		tracing.InstrumentAWS(&awsCfg)
+		a.awsCfg = awsCfg
 		// A local or S3-compatible endpoint (AWS_ENDPOINT_URL_S3, read by the
 		// SDK itself) is addressed path-style: bucket.127.0.0.1 does not resolve.
 		customEndpoint := o.Getenv("AWS_ENDPOINT_URL_S3") != "" || o.Getenv("AWS_ENDPOINT_URL") != ""
@@ -127,6 +130,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 		RefreshEvery:   cfg.SnapshotRefresh,
 		RefreshReserve: cfg.SnapshotRefreshReserve,
 		RefreshTimeout: cfg.SnapshotRefreshTimeout,
+		Mode:           cfg.SnapshotMode,
+		CacheBytes:     cfg.SnapshotCacheBytes,
 		Logger:         a.Log,
 		OnRefresh:      func(r systema.RefreshResult) { countRefresh(a.Metrics, r) },
 	})
@@ -365,7 +370,16 @@ func acquire(ctx context.Context, s *systema.Store) (*systema.Snapshot, error) {
 
 type snapshotA struct{ *systema.Snapshot }
 
+// SystemABudget bounds one customer's System A lookup. In range mode a
+// cold lookup makes up to a few ranged GETs of milliseconds each; when S3
+// hangs, the lookup gives up after this and the answer is partial (from
+// System B), well inside the HTTP functions' 10 s Timeout. A downloaded
+// snapshot never comes near it.
+const SystemABudget = 4 * time.Second
+
 func (s snapshotA) Lookup(ctx context.Context, key string) (*merge.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, SystemABudget)
+	defer cancel()
 	ctx, end := tracing.Start(ctx, tracing.SpanSQLiteQuery)
 	rec, err := s.Snapshot.Lookup(ctx, key)
 	if errors.Is(err, merge.ErrNotFound) {

@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/acme/unified-customer-service/shared/capturea"
+	"github.com/acme/unified-customer-service/shared/dedup"
 	"github.com/acme/unified-customer-service/shared/kafka"
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/systema"
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
 	"github.com/acme/unified-customer-service/shared/writeback"
 )
@@ -27,6 +29,8 @@ const (
 	EnvSnapshotRefreshSeconds = "SNAPSHOT_REFRESH_SECONDS"
 	EnvSnapshotRefreshReserve = "SNAPSHOT_REFRESH_RESERVE_MS"
 	EnvSnapshotRefreshTimeout = "SNAPSHOT_REFRESH_TIMEOUT_SECONDS"
+	EnvSnapshotMode           = "SNAPSHOT_MODE"
+	EnvSnapshotCacheMB        = "SNAPSHOT_CACHE_MB"
 	EnvSystemBURL             = "SYSTEM_B_URL"
 	EnvSystemBToken           = "SYSTEM_B_TOKEN"
 	EnvSystemBTokenSecretARN  = "SYSTEM_B_TOKEN_SECRET_ARN"
@@ -47,18 +51,21 @@ const (
 	EnvSystemBWebhookSecret    = "SYSTEM_B_WEBHOOK_SECRET"
 	EnvSystemBWebhookSecretARN = "SYSTEM_B_WEBHOOK_SECRET_ARN"
 	EnvWriteBack               = "WRITE_BACK"
+	EnvDedupStore              = "DEDUP_STORE"
+	EnvSyncWorkerConcurrency   = "SYNC_WORKER_CONCURRENCY"
 )
 
 // Settings lists every setting the functions read, for tests that check the
 // template sets each of them.
 var Settings = []string{
 	EnvSnapshotURI, EnvSnapshotRefreshSeconds, EnvSnapshotRefreshReserve, EnvSnapshotRefreshTimeout,
-	EnvSystemBURL, EnvSystemBToken,
+	EnvSnapshotMode, EnvSnapshotCacheMB, EnvSystemBURL, EnvSystemBToken,
 	EnvSystemBTokenSecretARN, EnvSystemBTimeoutMS, EnvReportURI, EnvReconcileLeaseSeconds, EnvMergeRules,
 	EnvMetricsNamespace, EnvLogLevel, EnvLogHashKey,
 	EnvKafkaBootstrapServers, EnvKafkaAuth, EnvKafkaTLS, EnvKafkaSASLSecretARN,
 	EnvCaptureAFirstRun,
 	EnvSystemBWebhookSecret, EnvSystemBWebhookSecretARN, EnvWriteBack,
+	EnvDedupStore, EnvSyncWorkerConcurrency,
 }
 
 // MaxReconcileLease bounds RECONCILE_LEASE_SECONDS (exclusive): Lambda
@@ -108,6 +115,17 @@ type Config struct {
 	// WriteBack is the sync worker's write-back (WRITE_BACK: off, the
 	// default, or systemB).
 	WriteBack writeback.Mode
+	// SnapshotMode is how System A's snapshot is read: systema.ModeRange
+	// (in place on S3, the default for s3://) or systema.ModeDownload.
+	SnapshotMode systema.Mode
+	// SnapshotCacheBytes bounds the range mode's page cache.
+	SnapshotCacheBytes int64
+	// DedupStore is the sync worker's idempotency store (DEDUP_STORE:
+	// dynamodb://table or file:///abs/path); read only when Need.SyncWorker.
+	DedupStore string
+	// SyncWorkerConcurrency bounds the partitions of one batch the sync
+	// worker processes at once (SYNC_WORKER_CONCURRENCY, default 4).
+	SyncWorkerConcurrency int
 }
 
 // Kafka is the Kafka connection of the functions that publish or consume
@@ -119,6 +137,10 @@ type Kafka struct {
 	SASLSecretARN string     // KAFKA_SASL_SECRET_ARN: the SCRAM user and password (scram-sha-512)
 }
 
+// MaxSnapshotCacheMB bounds SNAPSHOT_CACHE_MB: the cache lives in the
+// function's memory (MemorySize in template.yaml).
+const MaxSnapshotCacheMB = 4096
+
 // Need says which optional parts a function requires.
 type Need struct {
 	Report bool // REPORT_URI is required (reconcile)
@@ -126,6 +148,8 @@ type Need struct {
 	// Webhook: SYSTEM_B_WEBHOOK_SECRET or SYSTEM_B_WEBHOOK_SECRET_ARN is
 	// required (System B's webhook receiver).
 	Webhook bool
+	// SyncWorker: DEDUP_STORE is required and SYNC_WORKER_CONCURRENCY read (the sync worker).
+	SyncWorker bool
 }
 
 // Load reads the configuration through getenv (os.Getenv in main).
@@ -149,8 +173,10 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		WebhookSecret:    get(EnvSystemBWebhookSecret),
 		WebhookSecretARN: get(EnvSystemBWebhookSecretARN),
 	}
-	if _, err := location.Parse(EnvSnapshotURI, c.SnapshotURI, location.Object); err != nil {
+	if u, err := location.Parse(EnvSnapshotURI, c.SnapshotURI, location.Object); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
+	} else if c.SnapshotMode, err = systema.ParseMode(get(EnvSnapshotMode), u.Scheme); err != nil {
+		badErr(EnvSnapshotMode, err)
 	}
 	if need.Report {
 		if _, err := location.Parse(EnvReportURI, c.ReportURI, location.Prefix); err != nil {
@@ -176,6 +202,11 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	}
 	if c.SnapshotRefreshTimeout, err = seconds(get(EnvSnapshotRefreshTimeout), 60*time.Second, time.Second); err != nil {
 		bad(EnvSnapshotRefreshTimeout, "%v", err)
+	}
+	if mb, err := wholeNumber(get(EnvSnapshotCacheMB), 32); err != nil || mb > MaxSnapshotCacheMB {
+		bad(EnvSnapshotCacheMB, "want whole MiB from 1 to %d, got %q", MaxSnapshotCacheMB, get(EnvSnapshotCacheMB))
+	} else {
+		c.SnapshotCacheBytes = mb << 20
 	}
 	if c.SystemBTimeout, err = seconds(get(EnvSystemBTimeoutMS), 2*time.Second, time.Millisecond); err != nil {
 		bad(EnvSystemBTimeoutMS, "%v", err)
@@ -203,6 +234,21 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	if need.Kafka {
 		if err := c.Kafka.load(get); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if need.SyncWorker {
+		c.DedupStore = get(EnvDedupStore)
+		if _, err := dedup.ParseLocation(c.DedupStore); err != nil {
+			bad(EnvDedupStore, "want dynamodb://table or file:///abs/path, got %q", c.DedupStore)
+		}
+		c.SyncWorkerConcurrency = 4
+		if v := get(EnvSyncWorkerConcurrency); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				bad(EnvSyncWorkerConcurrency, "want a whole number from 1 to 64, got %q", v)
+			} else {
+				c.SyncWorkerConcurrency = n
+			}
 		}
 	}
 	if c.MetricsNamespace == "" {
@@ -262,9 +308,22 @@ func seconds(s string, def, unit time.Duration) (time.Duration, error) {
 	if s == "" {
 		return def, nil
 	}
+	n, err := wholeNumber(s, 0)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// wholeNumber parses a positive whole number up to 86,400,000 (a day in
+// milliseconds), def when empty.
+func wholeNumber(s string, def int64) (int64, error) {
+	if s == "" {
+		return def, nil
+	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 || n > 86400*1000 {
 		return 0, fmt.Errorf("want a positive whole number, got %q", s)
 	}
-	return time.Duration(n) * unit, nil
+	return n, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/acme/unified-customer-service/shared/kafka"
 	"github.com/acme/unified-customer-service/shared/location"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/systema"
 	"github.com/acme/unified-customer-service/shared/telemetry/logging"
 	"github.com/acme/unified-customer-service/shared/writeback"
 )
@@ -31,6 +32,7 @@ func valid() map[string]string {
 		config.EnvSystemBTimeoutMS:      "",
 		config.EnvKafkaBootstrapServers: "b-1.msk.example.com:9098,b-2.msk.example.com:9098",
 		config.EnvSystemBWebhookSecret:  "whsec-local",
+		config.EnvDedupStore:            "dynamodb://ucs-dedup",
 	}
 }
 
@@ -89,6 +91,10 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 		{"zero refresh reserve", map[string]string{config.EnvSnapshotRefreshReserve: "0"}, config.Need{}, config.EnvSnapshotRefreshReserve},
 		{"refresh reserve in seconds", map[string]string{config.EnvSnapshotRefreshReserve: "1s"}, config.Need{}, config.EnvSnapshotRefreshReserve},
 		{"negative refresh timeout", map[string]string{config.EnvSnapshotRefreshTimeout: "-1"}, config.Need{}, config.EnvSnapshotRefreshTimeout},
+		{"unknown snapshot mode", map[string]string{config.EnvSnapshotMode: "stream"}, config.Need{}, config.EnvSnapshotMode},
+		{"range mode on a file", map[string]string{config.EnvSnapshotMode: "range", config.EnvSnapshotURI: "file:///tmp/x.db"}, config.Need{}, config.EnvSnapshotMode},
+		{"cache of zero MiB", map[string]string{config.EnvSnapshotCacheMB: "0"}, config.Need{}, config.EnvSnapshotCacheMB},
+		{"cache past the bound", map[string]string{config.EnvSnapshotCacheMB: "5000"}, config.Need{}, config.EnvSnapshotCacheMB},
 		{"bad rules", map[string]string{config.EnvMergeRules: "phone=oldest"}, config.Need{}, config.EnvMergeRules},
 		{"bad log level", map[string]string{config.EnvLogLevel: "verbose"}, config.Need{}, config.EnvLogLevel},
 		{"unknown write-back", map[string]string{config.EnvWriteBack: "systemA"}, config.Need{}, config.EnvWriteBack},
@@ -192,7 +198,7 @@ func TestSettingsListsWhatLoadReads(t *testing.T) {
 	read := map[string]bool{}
 	m := valid()
 	getenv := func(k string) string { read[k] = true; return m[k] }
-	if _, err := config.Load(getenv, config.Need{Report: true, Kafka: true, Webhook: true}); err != nil {
+	if _, err := config.Load(getenv, config.Need{Report: true, Kafka: true, Webhook: true, SyncWorker: true}); err != nil {
 		t.Fatal(err)
 	}
 	for k := range read {
@@ -292,5 +298,72 @@ func TestLoadWebhookSecret(t *testing.T) {
 				t.Errorf("err = %v, want one naming %s", err, config.EnvSystemBWebhookSecretARN)
 			}
 		})
+	}
+}
+
+func TestLoadSnapshotMode(t *testing.T) {
+	tests := []struct {
+		name, uri, mode, cache string
+		want                   systema.Mode
+		wantCache              int64
+	}{
+		{"s3 defaults to range", "s3://snapshots/customers.db", "", "", systema.ModeRange, 32 << 20},
+		{"file defaults to download", "file:///tmp/customers.db", "auto", "", systema.ModeDownload, 32 << 20},
+		{"download on s3 by choice", "s3://snapshots/customers.db", "download", "64", systema.ModeDownload, 64 << 20},
+		{"range on s3", "s3://snapshots/customers.db", "range", "4096", systema.ModeRange, 4096 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := valid()
+			m[config.EnvSnapshotURI], m[config.EnvSnapshotMode], m[config.EnvSnapshotCacheMB] = tt.uri, tt.mode, tt.cache
+			c, err := config.Load(env(m), config.Need{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.SnapshotMode != tt.want || c.SnapshotCacheBytes != tt.wantCache {
+				t.Errorf("mode %q, cache %d; want %q, %d", c.SnapshotMode, c.SnapshotCacheBytes, tt.want, tt.wantCache)
+			}
+		})
+	}
+}
+
+func TestLoadSyncWorker(t *testing.T) {
+	tests := []struct {
+		name        string
+		set         map[string]string
+		store       string
+		concurrency int
+		wantErr     string // the setting the error names; "" for none
+	}{
+		{"defaults", nil, "dynamodb://ucs-dedup", 4, ""},
+		{"a file store and concurrency", map[string]string{config.EnvDedupStore: "file:///tmp/ucs/dedup.db", config.EnvSyncWorkerConcurrency: "16"}, "file:///tmp/ucs/dedup.db", 16, ""},
+		{"no store", map[string]string{config.EnvDedupStore: ""}, "", 0, config.EnvDedupStore},
+		{"a relative file", map[string]string{config.EnvDedupStore: "file://dedup.db"}, "", 0, config.EnvDedupStore},
+		{"concurrency zero", map[string]string{config.EnvSyncWorkerConcurrency: "0"}, "", 0, config.EnvSyncWorkerConcurrency},
+		{"concurrency not a number", map[string]string{config.EnvSyncWorkerConcurrency: "many"}, "", 0, config.EnvSyncWorkerConcurrency},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := valid()
+			maps.Copy(m, tt.set)
+			c, err := config.Load(env(m), config.Need{Kafka: true, SyncWorker: true})
+			if tt.wantErr != "" {
+				if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.DedupStore != tt.store || c.SyncWorkerConcurrency != tt.concurrency {
+				t.Errorf("store %q, concurrency %d; want %q, %d", c.DedupStore, c.SyncWorkerConcurrency, tt.store, tt.concurrency)
+			}
+		})
+	}
+	m := valid()
+	m[config.EnvDedupStore] = ""
+	if _, err := config.Load(env(m), config.Need{Kafka: true}); err != nil {
+		t.Errorf("a function that is not the sync worker refused a missing %s: %v", config.EnvDedupStore, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/acme/unified-customer-service/shared/config"
+	"github.com/acme/unified-customer-service/shared/syncworker"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 	"github.com/acme/unified-customer-service/shared/testkit"
 )
@@ -61,7 +62,12 @@ var functionDirs = map[string]string{
 	"LookupFunction": "lookup", "SyncFunction": "sync", "ReconcileFunction": "reconcile",
 	"CaptureAFunction":        "capturea",
 	"CaptureBWebhookFunction": "captureb", "CaptureBPollFunction": "captureb",
+	"SyncWorkerFunction": "syncworker",
 }
+
+// fixturePrefix is the prefix of a function's events/ fixtures when it is
+// not the folder's name: the sync worker's are Kafka events.
+var fixturePrefix = map[string]string{"syncworker": "kafka-"}
 
 func TestTemplateFunctionsAreComplete(t *testing.T) {
 	tpl, root := loadTemplate(t)
@@ -91,13 +97,17 @@ func TestTemplateFunctionsAreComplete(t *testing.T) {
 			if node(res, "Metadata", "BuildMethod").Value != "makefile" {
 				t.Errorf("%s: Metadata.BuildMethod is not makefile", id)
 			}
-			if len(testkit.Events(t, dir+"-")) == 0 {
+			prefix, ok := fixturePrefix[dir]
+			if !ok {
+				prefix = dir + "-"
+			}
+			if len(testkit.Events(t, prefix)) == 0 {
 				t.Errorf("no events/%s-*.json fixture for %s", dir, id)
 			}
 		})
 	}
 	slices.Sort(found)
-	if want := []string{"CaptureAFunction", "CaptureBPollFunction", "CaptureBWebhookFunction", "LookupFunction", "ReconcileFunction", "SyncFunction"}; !slices.Equal(found, want) {
+	if want := []string{"CaptureAFunction", "CaptureBPollFunction", "CaptureBWebhookFunction", "LookupFunction", "ReconcileFunction", "SyncFunction", "SyncWorkerFunction"}; !slices.Equal(found, want) {
 		t.Errorf("template functions = %v, want %v", found, want)
 	}
 }
@@ -108,7 +118,7 @@ func TestTemplateSetsEverySetting(t *testing.T) {
 	for _, k := range mapKeys(node(tpl, "Globals", "Function", "Environment", "Variables")) {
 		set[k] = true
 	}
-	for _, fn := range []string{"ReconcileFunction", "CaptureAFunction"} {
+	for _, fn := range []string{"ReconcileFunction", "CaptureAFunction", "SyncWorkerFunction"} {
 		for _, k := range mapKeys(node(tpl, "Resources", fn, "Properties", "Environment", "Variables")) {
 			set[k] = true
 		}
@@ -182,6 +192,7 @@ func TestTemplateAlarmsWatchEmittedMetrics(t *testing.T) {
 		emf.CaptureFailures, emf.CaptureRejectedOlder, emf.CaptureBadRecordsSystemA, emf.CaptureLag,
 		emf.CaptureBPublishedCreates, emf.CaptureBPublishedUpdates, emf.CaptureBPublishedDeletes,
 		emf.CaptureBadRecordsSystemB, emf.CaptureWebhookRejected, emf.CaptureWebhookFailed,
+		syncworker.MetricProcessed, syncworker.MetricSkipped, syncworker.MetricFailed, syncworker.MetricDeadLettered,
 	}
 	if v := node(root, "Globals", "Function", "Environment", "Variables", config.EnvMetricsNamespace); v == nil || v.Tag != "!Ref" || v.Value != "MetricsNamespace" {
 		t.Fatalf("Globals set %s from %s, want !Ref MetricsNamespace", config.EnvMetricsNamespace, value(v))

@@ -118,9 +118,14 @@ type fakeS3 struct {
 
 	heads, gets atomic.Int64
 	throttleGet atomic.Int64 // answer this many GETs with 503 SlowDown
+	bytes       atomic.Int64 // body bytes of GET answers
 	mu          sync.Mutex
 	ifMatch     []string // If-Match headers of GETs
 	versionIDs  []string // versionId query of GETs
+	ranges      []string // Range headers of GETs ("" for none)
+	// intercept, if set, sees each GET of the object first and answers it
+	// itself when it returns true.
+	intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
 func newFakeS3(t testing.TB, versioned bool) *fakeS3 {
@@ -138,7 +143,13 @@ func newFakeS3(t testing.TB, versioned bool) *fakeS3 {
 				f.mu.Lock()
 				f.ifMatch = append(f.ifMatch, r.Header.Get("If-Match"))
 				f.versionIDs = append(f.versionIDs, r.URL.Query().Get("versionId"))
+				f.ranges = append(f.ranges, r.Header.Get("Range"))
+				intercept := f.intercept
 				f.mu.Unlock()
+				if intercept != nil && intercept(w, r) {
+					return
+				}
+				w = countingWriter{w, &f.bytes}
 				if f.throttleGet.Add(-1) >= 0 {
 					w.Header().Set("Content-Type", "application/xml")
 					w.WriteHeader(http.StatusServiceUnavailable)
@@ -216,6 +227,32 @@ func (f *fakeS3) getHeaders() (ifMatch, versionIDs []string) {
 }
 
 func (f *fakeS3) source() Source { return NewS3Source(f.client, testBucket, testKey) }
+
+// getRanges returns the Range headers of GETs so far.
+func (f *fakeS3) getRanges() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ranges)
+}
+
+// setIntercept sets (nil: clears) the GET interceptor.
+func (f *fakeS3) setIntercept(fn func(w http.ResponseWriter, r *http.Request) bool) {
+	f.mu.Lock()
+	f.intercept = fn
+	f.mu.Unlock()
+}
+
+// countingWriter counts the body bytes written.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n.Add(int64(n))
+	return n, err
+}
 
 // noVersionHeader drops x-amz-version-id from a response.
 type noVersionHeader struct{ http.ResponseWriter }

@@ -47,15 +47,18 @@ func (h *Snapshot) All(ctx context.Context) iter.Seq2[*merge.Record, error] {
 			yield(nil, fmt.Errorf("systema: iterate: %w", err))
 			return
 		}
+		if h.s.remote != nil {
+			defer h.s.remote.enter(ctx)()
+		}
 		plain, err := h.s.db.QueryContext(ctx, selectAll)
 		if err != nil {
-			yield(nil, fmt.Errorf("systema: iterate: %w: %w", ErrUnavailable, err))
+			yield(nil, fmt.Errorf("systema: iterate: %w: %w", ErrUnavailable, h.s.readErr(err)))
 			return
 		}
 		defer plain.Close()
 		odd, err := h.s.db.QueryContext(ctx, selectOdd)
 		if err != nil {
-			yield(nil, fmt.Errorf("systema: iterate: %w: %w", ErrUnavailable, err))
+			yield(nil, fmt.Errorf("systema: iterate: %w: %w", ErrUnavailable, h.s.readErr(err)))
 			return
 		}
 		defer odd.Close()
@@ -82,7 +85,7 @@ func (h *Snapshot) All(ctx context.Context) iter.Seq2[*merge.Record, error] {
 				s = b
 			}
 			if s.fatal {
-				yield(nil, fmt.Errorf("systema: iterate: %w: %w", ErrUnavailable, s.err))
+				yield(nil, fmt.Errorf("systema: iterate: %w: %w", ErrUnavailable, h.s.readErr(s.err)))
 				return
 			}
 			if !yield(s.rec, s.err) {

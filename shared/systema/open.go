@@ -72,9 +72,7 @@ func readOnlyDSN(path string) string {
 	return u.String()
 }
 
-// checkHeader validates the SQLite file header of f: the magic string, a
-// rollback-journal (not WAL) file format, a sane page size, and a file at
-// least as long as the header says (a truncated download fails here).
+// checkHeader validates the SQLite file header of f (checkHeaderBytes).
 func checkHeader(f *os.File) error {
 	var h [100]byte
 	if _, err := io.ReadFull(f, h[:]); err != nil {
@@ -83,34 +81,60 @@ func checkHeader(f *os.File) error {
 		}
 		return fmt.Errorf("systema: read header: %w", err)
 	}
-	if !bytes.Equal(h[:16], []byte(sqliteMagic)) {
-		return fmt.Errorf("%w: not an SQLite database (bad header)", ErrInvalidSnapshot)
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("systema: stat snapshot: %w", err)
+	}
+	return checkHeaderBytes(h[:], fi.Size())
+}
+
+// headerPageSize returns the page size the SQLite header h (its first 100
+// bytes at least) declares, after checking the magic string and a
+// rollback-journal (not WAL) file format.
+func headerPageSize(h []byte) (int64, error) {
+	if len(h) < 100 || !bytes.Equal(h[:16], []byte(sqliteMagic)) {
+		return 0, fmt.Errorf("%w: not an SQLite database (bad header)", ErrInvalidSnapshot)
 	}
 	if h[18] == 2 || h[19] == 2 {
-		return fmt.Errorf("%w: WAL-mode file; snapshots must be in rollback-journal mode", ErrInvalidSnapshot)
+		return 0, fmt.Errorf("%w: WAL-mode file; snapshots must be in rollback-journal mode", ErrInvalidSnapshot)
 	}
 	if h[18] != 1 || h[19] != 1 {
-		return fmt.Errorf("%w: unknown file format versions %d/%d", ErrInvalidSnapshot, h[18], h[19])
+		return 0, fmt.Errorf("%w: unknown file format versions %d/%d", ErrInvalidSnapshot, h[18], h[19])
 	}
 	pageSize := int64(binary.BigEndian.Uint16(h[16:18]))
 	if pageSize == 1 {
 		pageSize = 65536
 	}
 	if pageSize < 512 || pageSize&(pageSize-1) != 0 {
-		return fmt.Errorf("%w: bad page size %d", ErrInvalidSnapshot, pageSize)
+		return 0, fmt.Errorf("%w: bad page size %d", ErrInvalidSnapshot, pageSize)
 	}
-	fi, err := f.Stat()
+	return pageSize, nil
+}
+
+// headerPages returns the page count the header h declares, or 0 when the
+// header does not vouch for it (the in-header count is valid when the change
+// counter equals the version-valid-for number; every SQLite since 3.7.0
+// writes both).
+func headerPages(h []byte) int64 {
+	if !bytes.Equal(h[24:28], h[92:96]) {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint32(h[28:32]))
+}
+
+// checkHeaderBytes validates an SQLite header h for a file of size bytes:
+// the magic string, a rollback-journal file format, a sane page size, and a
+// file at least as long as the header says (a truncated download or object
+// fails here).
+func checkHeaderBytes(h []byte, size int64) error {
+	pageSize, err := headerPageSize(h)
 	if err != nil {
-		return fmt.Errorf("systema: stat snapshot: %w", err)
+		return err
 	}
-	size := fi.Size()
 	if size%pageSize != 0 {
 		return fmt.Errorf("%w: truncated (%d bytes is not a whole number of %d-byte pages)", ErrInvalidSnapshot, size, pageSize)
 	}
-	// The in-header page count is valid when the change counter equals the
-	// version-valid-for number (every SQLite since 3.7.0 writes both).
-	pages := int64(binary.BigEndian.Uint32(h[28:32]))
-	if pages != 0 && bytes.Equal(h[24:28], h[92:96]) && size < pages*pageSize {
+	if pages := headerPages(h); pages != 0 && size < pages*pageSize {
 		return fmt.Errorf("%w: truncated (%d bytes, header says %d pages of %d)", ErrInvalidSnapshot, size, pages, pageSize)
 	}
 	return nil
@@ -124,21 +148,39 @@ type openOptions struct {
 // openSnapshot validates the snapshot file at path and opens it read-only.
 // v is the version it was fetched as; the result's version carries its
 // exported_at. Every validation failure wraps ErrInvalidSnapshot.
-func openSnapshot(ctx context.Context, path string, v Version, opts openOptions) (_ *snapshot, err error) {
+func openSnapshot(ctx context.Context, path string, v Version, opts openOptions) (*snapshot, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("systema: open snapshot: %w", err)
 	}
 	err = checkHeader(f)
+	if err == nil && !v.Manifest.IsZero() {
+		head := make([]byte, 100)
+		if _, err = f.ReadAt(head, 0); err == nil {
+			err = v.Manifest.check(head, v.Size)
+		}
+	}
 	f.Close()
 	if err != nil {
 		return nil, err
 	}
+	s, err := openDB(ctx, readOnlyDSN(path), v, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.path = path
+	return s, nil
+}
+
+// openDB opens the database dsn names with this package's driver, checks
+// snapshot_meta and the customers table (and with opts.integrityCheck runs
+// quick_check) and prepares the lookups.
+func openDB(ctx context.Context, dsn string, v Version, opts openOptions) (_ *snapshot, err error) {
 	drv, err := sqliteDriver()
 	if err != nil {
 		return nil, fmt.Errorf("systema: sqlite driver: %w", err)
 	}
-	db := sql.OpenDB(connector{drv: drv, dsn: readOnlyDSN(path)})
+	db := sql.OpenDB(connector{drv: drv, dsn: dsn})
 	defer func() {
 		if err != nil {
 			db.Close()
@@ -155,7 +197,7 @@ func openSnapshot(ctx context.Context, path string, v Version, opts openOptions)
 			return nil, err
 		}
 	}
-	s := &snapshot{version: v, path: path, db: db}
+	s := &snapshot{version: v, db: db}
 	if s.byKey, err = db.PrepareContext(ctx, selectByKey); err != nil {
 		return nil, fmt.Errorf("%w: prepare lookup: %w", ErrInvalidSnapshot, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -29,7 +31,7 @@ type S3Source struct {
 	uri         string
 }
 
-var _ Source = (*S3Source)(nil)
+var _ RangeReader = (*S3Source)(nil)
 
 // NewS3Source returns a Source for s3://bucket/key.
 func NewS3Source(client S3API, bucket, key string) *S3Source {
@@ -52,20 +54,67 @@ func (s *S3Source) Stat(ctx context.Context) (Version, error) {
 	if out.LastModified != nil {
 		v.LastModified = out.LastModified.UTC()
 	}
+	if v.Manifest, err = ManifestFromMetadata(out.Metadata); err != nil {
+		return Version{}, fmt.Errorf("systema: head %s: %w", v, err)
+	}
 	return v, nil
+}
+
+// ReadRange reads bytes [off, off+n) of version v with one ranged GET: by
+// VersionId when the bucket is versioned, else conditioned on the ETag
+// (If-Match). An answer of another version (412, another ETag or total
+// size, the version gone, a range past its end) wraps ErrChanged. Retries
+// (throttling, 5xx) are the SDK's.
+func (s *S3Source) ReadRange(ctx context.Context, v Version, off, n int64) (io.ReadCloser, error) {
+	if off < 0 || n <= 0 || (v.Size > 0 && off+n > v.Size) {
+		return nil, fmt.Errorf("systema: get %s: bad range %d+%d", v, off, n)
+	}
+	rng := "bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+n-1, 10)
+	in := s.getPinned(v)
+	in.Range = &rng
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		switch st := httpStatus(err); {
+		case st == http.StatusPreconditionFailed:
+			return nil, fmt.Errorf("systema: get %s %s: %w", v, rng, ErrChanged)
+		case st == http.StatusRequestedRangeNotSatisfiable:
+			return nil, fmt.Errorf("systema: get %s %s: the object is shorter than its version's %d bytes: %w", v, rng, v.Size, ErrChanged)
+		case isNotFound(err):
+			return nil, fmt.Errorf("systema: get %s %s: the version is gone: %w", v, rng, ErrChanged)
+		}
+		return nil, fmt.Errorf("systema: get %s %s: %w", v, rng, err)
+	}
+	if etag := deref(out.ETag); v.ETag != "" && etag != "" && etag != v.ETag {
+		out.Body.Close()
+		return nil, fmt.Errorf("systema: get %s %s: got etag %s: %w", v, rng, etag, ErrChanged)
+	}
+	if total, ok := contentRangeTotal(deref(out.ContentRange)); ok && v.Size > 0 && total != v.Size {
+		out.Body.Close()
+		return nil, fmt.Errorf("systema: get %s %s: the object has %d bytes, its version %d: %w", v, rng, total, v.Size, ErrChanged)
+	}
+	if out.ContentLength != nil && *out.ContentLength != n {
+		out.Body.Close()
+		return nil, fmt.Errorf("systema: get %s %s: %d bytes in the answer, want %d: %w", v, rng, *out.ContentLength, n, ErrChanged)
+	}
+	return out.Body, nil
+}
+
+// contentRangeTotal returns the complete length of a Content-Range value
+// ("bytes 0-99/1234"), if it says one.
+func contentRangeTotal(cr string) (int64, bool) {
+	i := strings.LastIndexByte(cr, '/')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(cr[i+1:], 10, 64)
+	return n, err == nil
 }
 
 // Fetch streams version v into dst: by VersionId when the bucket is
 // versioned, else conditioned on the ETag (If-Match). The response's ETag and
 // length are checked against v.
 func (s *S3Source) Fetch(ctx context.Context, v Version, dst *os.File) error {
-	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &s.key}
-	if v.VersionID != "" {
-		in.VersionId = &v.VersionID
-	} else if v.ETag != "" {
-		in.IfMatch = &v.ETag
-	}
-	out, err := s.client.GetObject(ctx, in)
+	out, err := s.client.GetObject(ctx, s.getPinned(v))
 	if err != nil {
 		switch {
 		case isNotFound(err):
@@ -87,6 +136,18 @@ func (s *S3Source) Fetch(ctx context.Context, v Version, dst *os.File) error {
 		return fmt.Errorf("systema: get %s: read %d bytes, want %d: %w", v, n, v.Size, io.ErrUnexpectedEOF)
 	}
 	return nil
+}
+
+// getPinned returns a GET of exactly version v: by VersionId when the
+// bucket is versioned, else conditioned on the ETag (If-Match).
+func (s *S3Source) getPinned(v Version) *s3.GetObjectInput {
+	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &s.key}
+	if v.VersionID != "" {
+		in.VersionId = &v.VersionID
+	} else if v.ETag != "" {
+		in.IfMatch = &v.ETag
+	}
+	return in
 }
 
 // versionID returns the object's version id; S3 reports "null" for objects

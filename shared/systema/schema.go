@@ -3,10 +3,18 @@
 // docs/contracts.md).
 //
 // A Source (S3Source, FileSource; see ParseURI and NewSource for
-// SNAPSHOT_URI) names and streams snapshot versions. A Store downloads the
-// current version to a local file, validates it (SQLite header, rollback
-// journal, schema_version, columns, the NOCASE email key, quick_check),
-// opens it read-only with modernc.org/sqlite and looks for a newer version
+// SNAPSHOT_URI) names and streams snapshot versions. A Store opens the
+// current version in one of two modes (Config.Mode, SNAPSHOT_MODE). In range
+// mode (ModeRange, S3 only) it reads the object in place: an SQLite VFS
+// (modernc.org/sqlite/vfs) over ranged GETs of the pinned VersionId (else
+// If-Match on the ETag), through a bounded LRU page cache with readahead
+// that doubles on sequential reads; a version that changes under it is
+// ErrChanged, never mixed pages. In download mode (ModeDownload) it copies
+// the version to a local file and checks the manifest's SHA-256 and
+// quick_check. Either way it validates the SQLite header (rollback journal,
+// page size, length), the export's Manifest (object metadata), the
+// schema_version, columns and the NOCASE email key, opens the database
+// read-only and immutable with modernc.org/sqlite and looks for a newer version
 // at most every RefreshEvery, in a refresh of its own that a request waits
 // for only until its deadline's reserve; a version exported before the one
 // served is refused. Acquire pins one version (a Snapshot) for a request or

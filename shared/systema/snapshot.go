@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/acme/unified-customer-service/shared/merge"
+	"modernc.org/sqlite/vfs"
 )
 
 // ErrNotFound is returned (wrapped) by Lookup when System A has no customer
@@ -32,9 +33,11 @@ var ErrReleased = errors.New("systema: snapshot used after release")
 // that pins it.
 type snapshot struct {
 	version Version
-	path    string   // the local file; removed when closed unless keep
+	path    string   // the local file; removed when closed unless keep; "" in range mode
 	keep    bool     // the file is not ours (Open)
 	lock    *os.File // holds the file's shared lock (Store files); may be nil
+	remote  *remote  // range mode: the object read in place; nil otherwise
+	vfs     *vfs.FS  // range mode: the VFS registered for remote
 	db      *sql.DB
 	byKey   *sql.Stmt
 	byRange *sql.Stmt
@@ -46,8 +49,16 @@ func (s *snapshot) close() error {
 	s.byKey.Close()
 	s.byRange.Close()
 	err := s.db.Close()
-	if s.keep {
-		return err
+	if s.vfs != nil {
+		if verr := s.vfs.Close(); verr != nil && err == nil {
+			err = verr
+		}
+	}
+	if s.keep || s.path == "" {
+		if err != nil {
+			return fmt.Errorf("systema: close snapshot: %w", err)
+		}
+		return nil
 	}
 	if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
 		err = rerr
@@ -59,6 +70,29 @@ func (s *snapshot) close() error {
 		return fmt.Errorf("systema: close snapshot: %w", err)
 	}
 	return nil
+}
+
+// readErr adds to err, a failed query's error, why the range reads under
+// it failed: SQLite reports only "disk I/O error", and a version changed
+// under the reader must be seen as ErrChanged (errors.Is).
+func (s *snapshot) readErr(err error) error {
+	if s.remote == nil {
+		return err
+	}
+	if last, _ := s.remote.failure(); last != nil {
+		return fmt.Errorf("%w (range read: %w)", err, last)
+	}
+	return err
+}
+
+// broken reports whether the version changed under a range-mode snapshot:
+// it cannot serve any more reads.
+func (s *snapshot) broken() bool {
+	if s.remote == nil {
+		return false
+	}
+	_, changed := s.remote.failure()
+	return changed
 }
 
 // Snapshot is one pinned snapshot version: every read through it sees that
@@ -73,6 +107,15 @@ type Snapshot struct {
 // Version returns the pinned version (URI, ETag, VersionID, Size,
 // LastModified, ExportedAt).
 func (h *Snapshot) Version() Version { return h.s.version }
+
+// RangeStats returns the range reads of a range-mode snapshot so far, and
+// false for a downloaded one.
+func (h *Snapshot) RangeStats() (RangeStats, bool) {
+	if h.s.remote == nil {
+		return RangeStats{}, false
+	}
+	return h.s.remote.Stats(), true
+}
 
 // ExportedAt returns System A's export time: its freshness.
 func (h *Snapshot) ExportedAt() time.Time { return h.s.version.ExportedAt }
@@ -108,11 +151,14 @@ func (h *Snapshot) Lookup(ctx context.Context, email string) (*merge.Record, err
 	if err := h.check(); err != nil {
 		return nil, fmt.Errorf("systema: lookup: %w", err)
 	}
+	if h.s.remote != nil {
+		defer h.s.remote.enter(ctx)()
+	}
 	key := merge.Key(email)
 	if key == "" {
 		return nil, fmt.Errorf("systema: lookup: empty key: %w", ErrNotFound)
 	}
-	m := match{db: h.s.db}
+	m := match{db: h.s.db, s: h.s}
 	if i := firstNonASCII(key); i < 0 {
 		if err := m.query(ctx, key, h.s.byKey, key); err != nil {
 			return nil, err
@@ -137,7 +183,8 @@ const maxProbes = 16
 
 // match collects Lookup's candidate rows and keeps the first in All's order.
 type match struct {
-	db      *sql.DB // for position
+	db      *sql.DB   // for position
+	s       *snapshot // for readErr
 	sc      scanner
 	best    *merge.Record
 	bestOdd bool
@@ -147,7 +194,7 @@ type match struct {
 func (m *match) query(ctx context.Context, key string, stmt *sql.Stmt, args ...any) error {
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
-		return fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, err)
+		return fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, m.s.readErr(err))
 	}
 	defer rows.Close()
 	if m.sc.dest == nil {
@@ -156,7 +203,7 @@ func (m *match) query(ctx context.Context, key string, stmt *sql.Stmt, args ...a
 	for rows.Next() {
 		rec, _, reason, err := m.sc.scan(rows)
 		if err != nil {
-			return fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, err)
+			return fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, m.s.readErr(err))
 		}
 		if rec == nil {
 			continue // a row without an email is nobody's
@@ -176,7 +223,7 @@ func (m *match) query(ctx context.Context, key string, stmt *sql.Stmt, args ...a
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, err)
+		return fmt.Errorf("systema: lookup: %w: %w", ErrUnavailable, m.s.readErr(err))
 	}
 	return nil
 }

@@ -15,9 +15,12 @@ import (
 // answer until an export puts one there.
 var ErrNoSnapshot = newError("systema: snapshot not found", merge.ErrUnavailable)
 
-// ErrChanged is returned (wrapped) by Source.Fetch when the object no longer
-// is the version Stat described (replaced between the two calls). Its kind
-// is merge.ErrUnavailable: looking again helps.
+// ErrChanged is returned (wrapped) by Source.Fetch and RangeReader.ReadRange
+// when the object no longer is the version Stat described (replaced since:
+// 412, another ETag or size, the version gone). In range mode it ends every
+// read of that snapshot (never pages of two versions) and the next Acquire
+// loads the current version. Its kind is merge.ErrUnavailable: looking
+// again helps.
 var ErrChanged = newError("systema: snapshot changed while fetching", merge.ErrUnavailable)
 
 // Version identifies one version of the snapshot object. Stat fills URI,
@@ -30,6 +33,7 @@ type Version struct {
 	Size         int64     // bytes
 	LastModified time.Time // object (or file) modification time
 	ExportedAt   time.Time // snapshot_meta exported_at; zero until validated
+	Manifest     Manifest  // the object's manifest metadata; zero when it has none
 }
 
 // Same reports whether v and o name the same object version: the same
@@ -54,8 +58,8 @@ func (v Version) String() string {
 }
 
 // Source is where snapshots come from. It is deliberately small: Stat names
-// the current version, Fetch streams that exact version into dst. A later
-// implementation may read the object by HTTP range requests instead.
+// the current version, Fetch streams that exact version into dst. A Source
+// that is also a RangeReader can be read in place (range mode).
 type Source interface {
 	// Stat returns the current version of the snapshot; an error wrapping
 	// ErrNoSnapshot when there is none.

@@ -77,11 +77,21 @@ type Config struct {
 	// metrics; a check no Acquire sees end, cut short by Close, is not
 	// reported). It must not call back into the Store.
 	OnRefresh func(RefreshResult)
-	// SkipIntegrityCheck skips PRAGMA quick_check on each new snapshot.
+	// SkipIntegrityCheck skips PRAGMA quick_check on each new snapshot
+	// (download mode; range mode never runs it, as it reads every page).
 	// The check reads every page (about 15 ms per 100,000 customers once
 	// downloaded) and catches corrupt pages before anything is served;
 	// header, schema and column checks always run.
 	SkipIntegrityCheck bool
+	// Mode is how snapshots are read: ModeDownload (the default) or
+	// ModeRange (the Source must be a RangeReader).
+	Mode Mode
+	// CacheBytes bounds a range-mode snapshot's page cache; default
+	// DefaultCacheBytes.
+	CacheBytes int64
+	// RangeTimeout bounds one range read, retries included; default
+	// DefaultRangeTimeout.
+	RangeTimeout time.Duration
 }
 
 // Store serves the current validated snapshot of System A and keeps it up
@@ -136,6 +146,23 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
 		cfg.Dir = os.TempDir()
 	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ModeDownload
+	case ModeDownload:
+	case ModeRange:
+		if _, ok := cfg.Source.(RangeReader); !ok {
+			return nil, fmt.Errorf("systema: new store: range mode needs a Source that reads ranges, not %T", cfg.Source)
+		}
+	default:
+		return nil, fmt.Errorf("systema: new store: unknown mode %q", cfg.Mode)
+	}
+	if cfg.CacheBytes < 0 {
+		return nil, fmt.Errorf("systema: new store: CacheBytes %d is negative", cfg.CacheBytes)
+	}
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
@@ -144,6 +171,7 @@ func New(cfg Config) (*Store, error) {
 		{"RefreshEvery", &cfg.RefreshEvery, DefaultRefreshEvery},
 		{"RefreshReserve", &cfg.RefreshReserve, DefaultRefreshReserve},
 		{"RefreshTimeout", &cfg.RefreshTimeout, DefaultRefreshTimeout},
+		{"RangeTimeout", &cfg.RangeTimeout, DefaultRangeTimeout},
 	} {
 		if *d.v < 0 {
 			return nil, fmt.Errorf("systema: new store: %s %v is negative", d.name, *d.v)
@@ -274,7 +302,7 @@ func (s *Store) pinLocked() (*Snapshot, error) {
 
 // due reports whether a check should run. s.mu must be held.
 func (s *Store) due() bool {
-	return s.cur == nil || !s.checked || s.cfg.Now().Sub(s.lastCheck) >= s.cfg.RefreshEvery
+	return s.cur == nil || !s.checked || s.cfg.Now().Sub(s.lastCheck) >= s.cfg.RefreshEvery || s.cur.broken()
 }
 
 // takeEndedLocked returns the refresh if it has ended, for its report,
@@ -304,9 +332,10 @@ func (s *Store) startLocked(ctx context.Context) {
 	start := s.cfg.Now()
 	s.lastCheck, s.checked = start, true
 	var serving *Version
+	reopen := false // the served version can no longer be read: open it again
 	if s.cur != nil {
 		v := s.cur.version
-		serving = &v
+		serving, reopen = &v, s.cur.broken()
 	}
 	r := &refresh{done: make(chan struct{})}
 	s.refresh = r
@@ -316,18 +345,18 @@ func (s *Store) startLocked(ctx context.Context) {
 		defer close(r.done)
 		ctx, cancel := context.WithTimeout(s.base, s.cfg.RefreshTimeout)
 		defer cancel()
-		r.res = s.check(ctx, serving, start)
+		r.res = s.check(ctx, serving, reopen, start)
 	}()
 }
 
 // check looks for a version newer than serving (nil: none served yet) and
-// swaps it in.
-func (s *Store) check(ctx context.Context, serving *Version, start time.Time) RefreshResult {
+// swaps it in; with reopen, the current version too.
+func (s *Store) check(ctx context.Context, serving *Version, reopen bool, start time.Time) RefreshResult {
 	res := RefreshResult{}
 	if serving != nil {
 		res.Serving = *serving
 	}
-	next, v, err := s.load(ctx, serving)
+	next, v, err := s.load(ctx, serving, reopen)
 	res.Version = v
 	s.mu.Lock()
 	switch {
@@ -352,17 +381,19 @@ func (s *Store) check(ctx context.Context, serving *Version, start time.Time) Re
 
 // load stats the source and, for a version other than serving (and other
 // than the last refused one), fetches and validates it. It returns nil, v,
-// nil when serving is still current. A version exported before serving is
+// nil when serving is still current, unless reopen (a range-mode snapshot
+// whose reads failed with ErrChanged: the same version is opened afresh,
+// so a spurious change costs one open, not the snapshot). A version exported before serving is
 // refused (ErrOlderSnapshot); one exported at the same time is taken (a
 // re-export: System A ran its batch again for the same point in time, say
 // to correct rows; its freshness is the same, so nothing goes back in time).
-func (s *Store) load(ctx context.Context, serving *Version) (*snapshot, Version, error) {
+func (s *Store) load(ctx context.Context, serving *Version, reopen bool) (*snapshot, Version, error) {
 	for attempt := 0; ; attempt++ {
 		v, err := s.cfg.Source.Stat(ctx)
 		if err != nil {
 			return nil, Version{}, err
 		}
-		if serving != nil && serving.Same(v) {
+		if serving != nil && serving.Same(v) && !reopen {
 			return nil, v, nil
 		}
 		s.mu.Lock()
@@ -391,8 +422,16 @@ func (s *Store) load(ctx context.Context, serving *Version) (*snapshot, Version,
 	}
 }
 
-// fetch downloads v to a new file in Dir and validates it.
+// fetch opens v: in range mode in place, else downloaded to a new file in
+// Dir; either way validated.
 func (s *Store) fetch(ctx context.Context, v Version) (_ *snapshot, err error) {
+	if s.cfg.Mode == ModeRange {
+		snap, err := openRange(ctx, s.base, s.cfg.Source.(RangeReader), v, s.cfg.CacheBytes, s.cfg.RangeTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("systema: snapshot %s: %w", v, err)
+		}
+		return snap, nil
+	}
 	f, err := os.CreateTemp(s.cfg.Dir, filePattern)
 	if err != nil {
 		return nil, fmt.Errorf("systema: snapshot file: %w", err)
@@ -411,6 +450,9 @@ func (s *Store) fetch(ctx context.Context, v Version) (_ *snapshot, err error) {
 	}
 	if err = s.cfg.Source.Fetch(ctx, v, f); err != nil {
 		return nil, err
+	}
+	if err = v.Manifest.checkSum(f); err != nil {
+		return nil, fmt.Errorf("systema: snapshot %s: %w", v, err)
 	}
 	snap, err := openSnapshot(ctx, path, v, openOptions{integrityCheck: !s.cfg.SkipIntegrityCheck})
 	if err != nil {

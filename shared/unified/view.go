@@ -129,3 +129,45 @@ func (r *Read) LogFailures(ctx context.Context, log *slog.Logger) {
 		log.WarnContext(ctx, msg, "system", string(f.System), "kind", httpapi.Reason(f.Kind), "err", f.Err.Error())
 	}
 }
+
+// Conflict is one field the systems disagree on, and how it was resolved,
+// as the functions write it in JSON (the lookup's answer, the sync
+// worker's customer.conflicts).
+type Conflict struct {
+	Field        string         `json:"field"`
+	Kind         merge.DiffKind `json:"kind"`
+	SystemA      any            `json:"systemA"`
+	SystemB      any            `json:"systemB"`
+	NewerSource  merge.Source   `json:"newerSource"`
+	ResolvedFrom merge.Source   `json:"resolvedFrom"`
+	Rule         merge.Rule     `json:"rule"`
+}
+
+// ViewConflicts renders res's conflicts in field order: an empty list,
+// never nil, when there are none.
+func ViewConflicts(res *merge.Result) []Conflict {
+	out := make([]Conflict, 0, len(res.Conflicts))
+	for _, c := range res.Conflicts {
+		out = append(out, Conflict{
+			Field:        c.Field.Path(),
+			Kind:         c.Kind,
+			SystemA:      merge.JSONValue(c.Field, c.A),
+			SystemB:      merge.JSONValue(c.Field, c.B),
+			NewerSource:  c.NewerSource,
+			ResolvedFrom: c.ResolvedFrom,
+			Rule:         c.Rule,
+		})
+	}
+	return out
+}
+
+// Timestamps holds one time per system; null where the system has no record.
+type Timestamps struct {
+	SystemA *time.Time `json:"systemA"`
+	SystemB *time.Time `json:"systemB"`
+}
+
+// ViewTimestamps renders res's per-system lastUpdated.
+func ViewTimestamps(res *merge.Result) Timestamps {
+	return Timestamps{SystemA: TimePtr(res.A), SystemB: TimePtr(res.B)}
+}

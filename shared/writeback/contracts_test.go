@@ -14,16 +14,16 @@ import (
 	"github.com/acme/unified-customer-service/shared/writeback"
 )
 
-// section10 returns section 10 of docs/contracts.md, the write-back.
-func section10(t *testing.T) string {
+// section11 returns section 11 of docs/contracts.md, the write-back.
+func section11(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile("../../docs/contracts.md")
 	if err != nil {
 		t.Fatalf("read the contracts: %v", err)
 	}
-	_, sec, ok := strings.Cut(string(b), "\n## 10. Write-back (opt-in)\n")
+	_, sec, ok := strings.Cut(string(b), "\n## 11. Write-back (opt-in)\n")
 	if !ok {
-		t.Fatal("docs/contracts.md has no section 10. Write-back (opt-in)")
+		t.Fatal("docs/contracts.md has no section 11. Write-back (opt-in)")
 	}
 	if end := strings.Index(sec, "\n## "); end >= 0 {
 		sec = sec[:end]
@@ -36,7 +36,7 @@ func after(t *testing.T, doc, marker string) string {
 	t.Helper()
 	_, rest, ok := strings.Cut(doc, "<!-- "+marker+": checked by shared/writeback/contracts_test.go -->\n")
 	if !ok {
-		t.Fatalf("the %s marker is missing from section 10", marker)
+		t.Fatalf("the %s marker is missing from section 11", marker)
 	}
 	return rest
 }
@@ -57,7 +57,7 @@ func firstColumn(s string) []string {
 }
 
 func TestContractsCorrectionTopicAndHeaders(t *testing.T) {
-	sec := section10(t)
+	sec := section11(t)
 	if got := firstColumn(after(t, sec, "correction-topic")); !slices.Equal(got, []string{writeback.TopicCorrections}) {
 		t.Errorf("documented topic %v, want %s", got, writeback.TopicCorrections)
 	}
@@ -75,7 +75,7 @@ func TestContractsCorrectionTopicAndHeaders(t *testing.T) {
 // TestContractsCorrectionValue: the quoted value is a Correction, member
 // for member, and what CorrectionMessage writes has the same members.
 func TestContractsCorrectionValue(t *testing.T) {
-	rest := after(t, section10(t), "correction-value")
+	rest := after(t, section11(t), "correction-value")
 	_, rest, _ = strings.Cut(rest, "```json\n")
 	quoted, _, ok := strings.Cut(rest, "```")
 	if !ok {

@@ -146,9 +146,13 @@ func TestDLQList(t *testing.T) {
 }
 
 func TestInvokeKafkaFixtures(t *testing.T) {
-	for _, name := range []string{"kafka-system-b-change.json", "kafka-poison.json"} {
-		t.Run(name, func(t *testing.T) {
-			fixture, err := filepath.Abs(filepath.Join("..", "..", "..", "..", "events", name))
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "..", "events", "kafka-*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no events/kafka-*.json: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			fixture, err := filepath.Abs(file)
 			if err != nil {
 				t.Fatal(err)
 			}

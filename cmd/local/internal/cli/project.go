@@ -26,6 +26,7 @@ const (
 	envS3Endpoint   = "AWS_ENDPOINT_URL_S3"
 	envKafka        = "KAFKA_BOOTSTRAP_SERVERS"
 	envWebhook      = "SYSTEM_B_WEBHOOK_SECRET"
+	envDedupStore   = "DEDUP_STORE"
 )
 
 // realAWS is the --s3-endpoint value that means "real S3".
@@ -243,6 +244,14 @@ func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *pro
 		}
 		if st.KafkaBrokers != "" && isLoopbackBrokers(base[f.LogicalID][envKafka]) {
 			tool[envKafka] = st.KafkaBrokers
+		}
+		// The sync worker's DynamoDB dedup table has its embedded equivalent
+		// locally: one SQLite file per function under the data directory.
+		// (The template's dynamodb://${SyncDedupTable} does not resolve locally.)
+		if v, ok := base[f.LogicalID][envDedupStore]; ok && !strings.HasPrefix(v, "file://") && o.s3Endpoint != realAWS {
+			if abs, err := filepath.Abs(filepath.Join(o.dataDir, "dedup", f.LogicalID+".db")); err == nil {
+				tool[envDedupStore] = "file://" + abs
+			}
 		}
 		env, ignored := f.ComposeEnv(tool, ev.Parameters, ev.Functions[f.LogicalID])
 		for _, k := range ignored {

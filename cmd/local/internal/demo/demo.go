@@ -24,6 +24,7 @@ import (
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
 	"github.com/acme/unified-customer-service/shared/demodata"
+	"github.com/acme/unified-customer-service/shared/systema"
 )
 
 // Defaults of Config.
@@ -206,8 +207,13 @@ func upload(ctx context.Context, c S3API, bucket, key, path string) (bool, strin
 		return false, "", fmt.Errorf("demo: upload snapshot: %w", err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
+	// The export contract: the snapshot's manifest rides as object metadata.
+	m, err := systema.ManifestOf(path)
+	if err != nil {
+		return false, "", fmt.Errorf("demo: upload snapshot: %w", err)
+	}
 	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
-	if err == nil && strings.Trim(aws.ToString(head.ETag), `"`) == sum {
+	if err == nil && strings.Trim(aws.ToString(head.ETag), `"`) == sum && head.Metadata[systema.MetaSHA256] == m.SHA256 {
 		return false, aws.ToString(head.VersionId), nil
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -218,6 +224,7 @@ func upload(ctx context.Context, c S3API, bucket, key, path string) (bool, strin
 		Key:         aws.String(key),
 		Body:        f,
 		ContentType: aws.String("application/vnd.sqlite3"),
+		Metadata:    m.Metadata(),
 	})
 	if err != nil {
 		return false, "", fmt.Errorf("demo: upload snapshot to s3://%s/%s: %w", bucket, key, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/acme/unified-customer-service/cmd/local/internal/s3local"
 	"github.com/acme/unified-customer-service/shared/demodata"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/systema"
 	"github.com/acme/unified-customer-service/shared/systemb"
 )
 
@@ -87,6 +88,18 @@ func TestSeedEndToEnd(t *testing.T) {
 	}
 	if !bytes.HasPrefix(body, []byte("SQLite format 3\x00")) {
 		t.Error("the uploaded snapshot is not a SQLite file")
+	}
+	// The export contract's manifest is the object's metadata.
+	head, err := client.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(testKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := systema.ManifestOf(filepath.Join(dir, demodata.SnapshotFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := systema.ManifestFromMetadata(head.Metadata); err != nil || got != want {
+		t.Errorf("object manifest %+v (%v), want %+v", got, err, want)
 	}
 
 	// The showcase customers are where their situations say.

@@ -73,7 +73,9 @@ func TestRow14TimeoutAndCrash(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := newRig(t, withTimeout(lookupFn, timeout))
+			// Download mode: a range-mode process keeps no snapshot file
+			// that its death could leave behind.
+			r := newRig(t, withTimeout(lookupFn, timeout), withEnv("SNAPSHOT_MODE", "download"))
 			wantBothSystems(t, r.invoke(lookupFn, lookupEvent(t, conflictEmail)))
 			old := r.pid(lookupFn)
 			r.setFaults(bsim.Faults{Hang: true})

@@ -447,6 +447,14 @@ func (h hookB) List(ctx context.Context) iter.Seq2[*merge.Record, error] {
 // real servers. It sets process environment variables (the AWS SDK reads
 // them), so it does not run in parallel.
 func TestRow08SnapshotReplacedMidRun(t *testing.T) {
+	// In range mode the run reads the pinned VersionId in place: no file.
+	for _, mode := range []string{"download", "range"} {
+		t.Run(mode, func(t *testing.T) { snapshotReplacedMidRun(t, mode) })
+	}
+}
+
+// snapshotReplacedMidRun is row 8 with SNAPSHOT_MODE mode.
+func snapshotReplacedMidRun(t *testing.T, mode string) {
 	r := newRig(t)
 	tmp := t.TempDir()
 	for k, v := range map[string]string{
@@ -459,7 +467,7 @@ func TestRow08SnapshotReplacedMidRun(t *testing.T) {
 	}
 	f, _ := tpl.Function(reconcileFn)
 	env, _ := f.ComposeEnv(map[string]string{
-		"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token, "SNAPSHOT_REFRESH_SECONDS": "1",
+		"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token, "SNAPSHOT_REFRESH_SECONDS": "1", "SNAPSHOT_MODE": mode,
 	})
 	env["AWS_ENDPOINT_URL_S3"] = r.s3.URL()
 	out := &lineLog{next: suiteLog}
@@ -505,11 +513,15 @@ func TestRow08SnapshotReplacedMidRun(t *testing.T) {
 		t.Errorf("run 1: snapshot %+v complete %v counts %+v; want version %s exported %v, complete, %+v",
 			s1.Snapshot, s1.Complete, s1.Counts, v1, data.truth.ExportedAt, truthCounts())
 	}
-	if len(filesDuring) != 2 {
-		t.Errorf("snapshot files during the run: %v, want the pinned old one and the new one", filesDuring)
+	wantFiles := [2]int{2, 1} // during the run: the pinned old one and the new one; after: the new one
+	if mode == "range" {
+		wantFiles = [2]int{0, 0}
 	}
-	if files, _ := filepath.Glob(filepath.Join(tmp, "systema-*.db")); len(files) != 1 {
-		t.Errorf("snapshot files after the run: %v, want only the new one (the old one released)", files)
+	if len(filesDuring) != wantFiles[0] {
+		t.Errorf("snapshot files during the run: %v, want %d (the pinned old one and the new one in download mode)", filesDuring, wantFiles[0])
+	}
+	if files, _ := filepath.Glob(filepath.Join(tmp, "systema-*.db")); len(files) != wantFiles[1] {
+		t.Errorf("snapshot files after the run: %v, want %d (only the new one in download mode: the old one released)", files, wantFiles[1])
 	}
 	if stored, _ := storedReport(t, r, "faults-run-1"); stored.Snapshot.VersionID != v1 {
 		t.Errorf("summary.json names snapshot %q, want %q", stored.Snapshot.VersionID, v1)

@@ -36,12 +36,13 @@ import (
 
 // The template's logical ids.
 const (
-	lookupFn    = "LookupFunction"
-	syncFn      = "SyncFunction"
-	reconcileFn = "ReconcileFunction"
-	captureAFn  = "CaptureAFunction"
-	webhookBFn  = "CaptureBWebhookFunction"
-	pollBFn     = "CaptureBPollFunction"
+	lookupFn     = "LookupFunction"
+	syncFn       = "SyncFunction"
+	reconcileFn  = "ReconcileFunction"
+	captureAFn   = "CaptureAFunction"
+	webhookBFn   = "CaptureBWebhookFunction"
+	pollBFn      = "CaptureBPollFunction"
+	syncWorkerFn = "SyncWorkerFunction"
 )
 
 // The template's buckets and keys (its parameters' defaults).
@@ -59,7 +60,7 @@ const datasetN = 3000
 
 // rigFunctions are the functions every rig runs (each starts a process
 // only when first invoked).
-var rigFunctions = []string{lookupFn, syncFn, reconcileFn, captureAFn, webhookBFn, pollBFn}
+var rigFunctions = []string{lookupFn, syncFn, reconcileFn, captureAFn, webhookBFn, pollBFn, syncWorkerFn}
 
 // captureTimeout replaces CaptureAFunction's 900 s Timeout in the rigs, as
 // reconcileTimeout does ReconcileFunction's.
@@ -356,7 +357,9 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	if cfg.s3Front != nil {
 		endpoint = cfg.s3Front(endpoint)
 	}
-	tool := map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token, "SYSTEM_B_WEBHOOK_SECRET": r.webhookSecret}
+	tool := map[string]string{"SYSTEM_B_URL": r.simURL, "SYSTEM_B_TOKEN": r.token, "SYSTEM_B_WEBHOOK_SECRET": r.webhookSecret,
+		// the sync worker's dedup store: the embedded one, a file of this rig
+		"DEDUP_STORE": "file://" + filepath.Join(t.TempDir(), "dedup.db")}
 	forced := map[string]string{"AWS_ENDPOINT_URL_S3": endpoint, rigEnvKey: r.id}
 	maps.Copy(forced, cfg.forced)
 	r.fns = sandbox.Set{}

@@ -19,6 +19,7 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, to break snapshots
 
+	"github.com/acme/unified-customer-service/shared/app"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/systema"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
@@ -193,7 +194,19 @@ type s3Proxy struct {
 	throttled int
 	hold      chan struct{} // non-nil: snapshot GETs wait until it is closed
 	held      int           // snapshot GETs that waited
+	scan      scanThrottle  // throttling of the GETs after the first (a range-mode scan's)
+	gets      int           // snapshot GETs seen
 }
+
+// scanThrottle says which snapshot GETs after the first (the range-mode
+// open's head) the proxy throttles.
+type scanThrottle int
+
+const (
+	scanServed    scanThrottle = iota // none
+	scanIntervals                     // two of every five: the SDK's third attempt always passes
+	scanSustained                     // every one
+)
 
 // front returns the rig option that puts the proxy in front of S3.
 func (p *s3Proxy) front(t *testing.T) rigOption {
@@ -236,6 +249,13 @@ func (p *s3Proxy) hit(method string) bool {
 		p.requests = map[string]int{}
 	}
 	p.requests[method]++
+	if method == http.MethodGet {
+		p.gets++
+		if p.gets > 1 && (p.scan == scanSustained || (p.scan == scanIntervals && (p.gets-2)%5 < 2)) {
+			p.throttled++
+			return true
+		}
+	}
 	if p.always || p.throttle > 0 {
 		p.throttle--
 		p.throttled++
@@ -306,8 +326,10 @@ func TestRow10S3SlowDown(t *testing.T) {
 		wantBothSystems(t, c)
 		c.wantLog("INFO", "systema: snapshot loaded", r.versions[0])
 		req, throttled := p.counts()
-		if throttled != sdkMaxAttempts-1 || req[http.MethodHead] != sdkMaxAttempts || req[http.MethodGet] != 1 {
-			t.Errorf("snapshot requests %v, %d throttled; want %d HEADs (%d throttled) then one GET", req, throttled, sdkMaxAttempts, sdkMaxAttempts-1)
+		// Range mode (the template's default for s3://): the GETs are the
+		// open's and the lookup's page reads, a few.
+		if throttled != sdkMaxAttempts-1 || req[http.MethodHead] != sdkMaxAttempts || req[http.MethodGet] < 1 || req[http.MethodGet] > 5 {
+			t.Errorf("snapshot requests %v, %d throttled; want %d HEADs (%d throttled) then 1 to 5 range GETs", req, throttled, sdkMaxAttempts, sdkMaxAttempts-1)
 		}
 	})
 	t.Run("sustained: partial", func(t *testing.T) {
@@ -340,6 +362,72 @@ func TestRow10S3SlowDown(t *testing.T) {
 			t.Errorf("snapshot requests %v, want %d HEADs", req, sdkMaxAttempts)
 		}
 	})
+}
+
+// Range mode, S3 throttling (503 SlowDown) during a reconciliation's scan
+// of the snapshot, which reads it in place by ranged GETs: throttled GETs
+// are retried by the SDK and the run completes with every customer;
+// throttling that outlasts the SDK's attempts fails the run cleanly (a
+// function error for Lambda to retry, the cause in the log, no night's
+// summary), never a run on a partial snapshot.
+func TestRowRangeS3SlowDownDuringScan(t *testing.T) {
+	t.Parallel()
+	t.Run("retried by the SDK: complete", func(t *testing.T) {
+		t.Parallel()
+		p := &s3Proxy{scan: scanIntervals}
+		r := newRig(t, p.front(t), withEnv("SNAPSHOT_MODE", "range"))
+		c := r.invoke(reconcileFn, scheduledEvent(t, "faults-range-throttled", scheduledAt))
+		s := summaryOf(t, c)
+		if !s.Complete || s.Counts != truthCounts() || s.Snapshot.VersionID != r.versions[0] {
+			t.Errorf("run: complete %v counts %+v snapshot %q; want complete, %+v, %q", s.Complete, s.Counts, s.Snapshot.VersionID, truthCounts(), r.versions[0])
+		}
+		if req, throttled := p.counts(); throttled == 0 || req[http.MethodGet] < 3 {
+			t.Errorf("snapshot requests %v, %d throttled; want range GETs, some throttled", req, throttled)
+		}
+	})
+	t.Run("sustained: the run fails cleanly", func(t *testing.T) {
+		t.Parallel()
+		p := &s3Proxy{scan: scanSustained}
+		r := newRig(t, p.front(t), withEnv("SNAPSHOT_MODE", "range"))
+		c := r.invoke(reconcileFn, scheduledEvent(t, "faults-range-sustained", scheduledAt))
+		if c.res.FunctionError == "" {
+			t.Fatalf("the run did not fail: %s", c.res.Payload)
+		}
+		if !strings.Contains(strings.Join(c.lines, "\n"), "StatusCode: 503") {
+			t.Errorf("no log line names the throttling (StatusCode: 503):\n%s", strings.Join(c.lines, "\n"))
+		}
+		if got := r.objectVersions(reportBucket, reportDir("faults-range-sustained")); got["summary.json"] != 0 {
+			t.Errorf("the failed run wrote the night's summary.json: %v", got)
+		}
+		c.wantLog("INFO", "systema: snapshot loaded", r.versions[0]) // the open passed: the scan met the throttling
+		if _, throttled := p.counts(); throttled < sdkMaxAttempts {
+			t.Errorf("%d GETs throttled, want at least the SDK's %d attempts", throttled, sdkMaxAttempts)
+		}
+	})
+}
+
+// Range mode, S3 hangs during a lookup that needs a page not yet read: the
+// lookup gives System A its budget (app.SystemABudget), then answers
+// partially from System B well inside the function's Timeout; the next
+// lookup, S3 back, reads System A again.
+func TestRowRangeS3HangsDuringLookup(t *testing.T) {
+	t.Parallel()
+	p := &s3Proxy{}
+	r := newRig(t, p.front(t), withEnv("SNAPSHOT_MODE", "range"))
+	wantBothSystems(t, r.invoke(lookupFn, lookupEvent(t, inSyncEmail)))
+	p.counts()
+	p.holdGets()
+	c := r.invoke(lookupFn, lookupEvent(t, conflictEmail))
+	held := p.releaseGets()
+	if held == 0 {
+		t.Fatal("the lookup read no page from S3: pick a customer on another page")
+	}
+	wantFromBOnly(t, c)
+	c.answeredBefore(lookupTimeout(t))
+	if d := c.reportedDuration(); d < app.SystemABudget {
+		t.Errorf("REPORT Duration %v: the lookup gave up on System A before its %v budget", d, app.SystemABudget)
+	}
+	wantBothSystems(t, r.invoke(lookupFn, lookupEvent(t, conflictEmail)))
 }
 
 // TestRowSystemABadRow: a snapshot with a malformed row is served: a good

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/acme/unified-customer-service/shared/changes"
+	"github.com/acme/unified-customer-service/shared/syncworker"
 )
 
 // DefaultAddr is where `local up` starts the broker.
@@ -25,7 +26,9 @@ const DefaultAddr = "127.0.0.1:9092"
 const DefaultPartitions = 3
 
 // Topics are the topics the broker creates at start.
-func Topics() []string { return []string{changes.TopicSystemA, changes.TopicSystemB} }
+func Topics() []string {
+	return []string{changes.TopicSystemA, changes.TopicSystemB, syncworker.TopicUnified, syncworker.TopicConflicts, syncworker.TopicDeadLetter}
+}
 
 // Config configures Start.
 type Config struct {

@@ -139,6 +139,16 @@ func (t *Template) eventSourceMappings(r *resolver, resources map[string]any) {
 		if res["Type"] != "AWS::Lambda::EventSourceMapping" {
 			continue
 		}
+		if cond, ok := res["Condition"].(string); ok {
+			on, err := r.condition(cond)
+			if err != nil {
+				t.warnf("%s: condition %s: %v; the mapping is left out", id, cond, err)
+				continue
+			}
+			if !on {
+				continue // e.g. the MSK mappings when the template selects self-managed Kafka
+			}
+		}
 		raw := asMap(res["Properties"])
 		fnID := functionRef(raw["FunctionName"])
 		rest, dest := splitDestination(r, raw)

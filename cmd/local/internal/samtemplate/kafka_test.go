@@ -13,6 +13,11 @@ Parameters:
   Topic:
     Type: String
     Default: customer.changes
+  Source:
+    Type: String
+    Default: selfManaged
+Conditions:
+  UseMsk: !Equals [!Ref Source, msk]
 Resources:
   Worker:
     Type: AWS::Serverless::Function
@@ -77,6 +82,13 @@ Resources:
     Properties:
       FunctionName: !Ref Worker
       EventSourceArn: arn:aws:sqs:us-east-1:123456789012:q
+  OffByCondition:
+    Type: AWS::Lambda::EventSourceMapping
+    Condition: UseMsk
+    Properties:
+      FunctionName: !Ref Worker
+      EventSourceArn: arn:aws:kafka:us-east-1:123456789012:cluster/c/1
+      Topics: [a]
   Orphan:
     Type: AWS::Lambda::EventSourceMapping
     Properties:
@@ -124,7 +136,7 @@ func TestKafkaSources(t *testing.T) {
 			}
 		})
 	}
-	t.Run("only Kafka mappings are read", func(t *testing.T) {
+	t.Run("only Kafka mappings whose condition holds are read", func(t *testing.T) {
 		if len(f.Kafka) != len(tests) {
 			t.Fatalf("%d mappings, want %d: %v", len(f.Kafka), len(tests), f.Kafka)
 		}
