@@ -52,8 +52,9 @@ Usage:
   local start-api [--port 3000] [flags]                 the template's HttpApi routes (payload 2.0)
   local start-lambda [--port 3001] [flags]              the Lambda Invoke API for the AWS CLI and SDKs
   local schedule <LogicalId> [--print-event] [flags]    fire the Schedule/ScheduleV2 event now (a state machine's: run it)
-  local up [flags]                                      S3 + System B simulator + demo data + start-api + start-lambda
+  local up [flags]                                      S3 + System B simulator + Kafka (+ event source mappings) + demo data + start-api + start-lambda
   local build [<LogicalId>...] [flags]                  build the bootstraps for this machine
+  local dlq list [<LogicalId>] [--json] [flags]         the batches the Kafka event source mappings dead-lettered
 
 Run "local <command> -h" for a command's flags. Everything binds to 127.0.0.1.
 `
@@ -71,6 +72,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		"schedule":     a.cmdSchedule,
 		"up":           a.cmdUp,
 		"build":        a.cmdBuild,
+		"dlq":          a.cmdDLQ,
 	}
 	name := args[0]
 	if name == "help" || name == "-h" || name == "--help" {

@@ -92,6 +92,7 @@ func (a *App) cmdStartAPI(ctx context.Context, args []string) error {
 func (a *App) cmdStartLambda(ctx context.Context, args []string) error {
 	fs, o := a.newFlags("start-lambda", "local start-lambda: serve the Lambda Invoke API on 127.0.0.1:3001\n(aws lambda invoke --endpoint-url http://127.0.0.1:3001 --function-name <LogicalId> ...).")
 	serverFlags(fs, o, 3001)
+	o.mappings = true
 	return a.serveCommand(ctx, fs, o, args, func(p *project, ln net.Listener) []*namedServer {
 		return []*namedServer{a.lambdaServer(ctx, p, ln)}
 	})
@@ -117,6 +118,16 @@ func (a *App) serveCommand(ctx context.Context, fs *flag.FlagSet, o *options, ar
 		return err
 	}
 	defer p.Close()
+	if o.mappings {
+		lines, stop, err := a.startMappings(ctx, p, o)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		for _, l := range lines {
+			a.logf("Kafka event source mapping: %s", l)
+		}
+	}
 	return a.serve(ctx, servers(p, ln)...)
 }
 

@@ -34,7 +34,10 @@ type options struct {
 	kafkaAddr   string
 	// kafka starts (or finds) the Kafka broker even when no function's
 	// KAFKA_BOOTSTRAP_SERVERS points at this machine (up does).
-	kafka       bool
+	kafka bool
+	// mappings runs the functions' Kafka event source mappings (and so
+	// starts or finds the broker when a function has one): up, start-lambda.
+	mappings    bool
 	instances   int
 	noSeed      bool
 	event       string

@@ -172,7 +172,7 @@ func (a *App) openProject(ctx context.Context, o *options, ids []string) (p *pro
 		if isLoopbackURL(env[envSystemBURL]) {
 			useSim = true
 		}
-		if isLoopbackBrokers(env[envKafka]) {
+		if isLoopbackBrokers(env[envKafka]) || (o.mappings && len(f.Kafka) > 0) {
 			useKafka = true
 		}
 	}

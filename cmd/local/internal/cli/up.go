@@ -27,6 +27,7 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 		return err
 	}
 	o.kafka = true
+	o.mappings = true
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -57,6 +58,11 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 	tctx, stopTrigger := context.WithCancel(ctx)
 	defer stopTrigger()
 	go trigger.run(tctx, p)
+	kafkaLines, stopMappings, err := a.startMappings(ctx, p, o)
+	if err != nil {
+		return err
+	}
+	defer stopMappings()
 	api, lambda := a.apiServer(p, apiLn), a.lambdaServer(ctx, p, lambdaLn)
 	webhookURL := a.pointWebhook(ctx, p, api.url)
 	lookup := routeOf(p, "GET", "{email}")
@@ -75,7 +81,7 @@ func (a *App) cmdUp(ctx context.Context, args []string) error {
 		Seeded: p.stack.Demo != nil || (!p.stack.S3Started && !p.stack.SimStarted),
 		Lookup: lookup, Sync: routeOf(p, "POST", "sync"),
 		Scheduled: scheduledFunction(p), Template: tpl, LookupEvent: evFile,
-		Captured: capturedFunction(p),
+		Captured: capturedFunction(p), Mappings: kafkaLines, DLQ: dlqDir(o),
 	})
 	return a.serve(ctx, api, lambda)
 }
@@ -169,9 +175,11 @@ type banner struct {
 	Seeded          bool
 	Lookup, Sync    [2]string // function, path
 	Scheduled       string
-	Captured        string // the function an upload of the snapshot fires; "" for none
-	Template        string // "" for the default template.yaml
-	LookupEvent     string // a payload file for the aws lambda invoke example
+	Captured        string   // the function an upload of the snapshot fires; "" for none
+	Template        string   // "" for the default template.yaml
+	LookupEvent     string   // a payload file for the aws lambda invoke example
+	Mappings        []string // the Kafka event source mappings running
+	DLQ             string   // their dead-letter store
 }
 
 // printBanner writes the banner with one Write, so it never interleaves with
@@ -196,6 +204,13 @@ func printBanner(w io.Writer, b banner) {
 	}
 	if b.Webhook != "" {
 		p("  System B webhook -> %s  (signed change notifications)", b.Webhook)
+	}
+	for i, m := range b.Mappings {
+		label := ""
+		if i == 0 {
+			label = "Kafka event source mappings"
+		}
+		p("  %-36s%s", label, m)
 	}
 	if !b.Seeded {
 		p("")
@@ -238,6 +253,14 @@ func printBanner(w io.Writer, b banner) {
 			p("  # System A's change events: %s captures every upload of the snapshot", b.Captured)
 			p("  kcat -b %s -C -t %s -f '%%k %%h %%s\\n'", b.Kafka, kafkalocal.Topics()[0])
 		}
+	}
+	if len(b.Mappings) > 0 {
+		tflag := ""
+		if b.Template != "" {
+			tflag = " -t " + b.Template
+		}
+		p("  # the batches the Kafka mappings gave up on (%s)", b.DLQ)
+		p("  go run ./cmd/local dlq list%s", tflag)
 	}
 	if b.Scheduled != "" {
 		p("  # the nightly reconciliation, now; then its report")

@@ -75,6 +75,9 @@ type Function struct {
 	// ObjectCreated are the EventBridgeRule events whose pattern matches
 	// S3 "Object Created" events of given buckets and keys.
 	ObjectCreated []ObjectCreatedRule
+	// Kafka are its Kafka event source mappings: MSK and SelfManagedKafka
+	// events and AWS::Lambda::EventSourceMapping resources.
+	Kafka []KafkaSource
 }
 
 // ObjectCreatedRule is an EventBridgeRule event matching S3 "Object
@@ -231,6 +234,7 @@ func Parse(data []byte, dir string, opts Options) (*Template, error) {
 		}
 		t.Functions = append(t.Functions, f)
 	}
+	t.eventSourceMappings(r, resources)
 	return t, nil
 }
 
@@ -581,6 +585,8 @@ func (t *Template) event(r *resolver, f *Function, name string, ev map[string]an
 		} else {
 			t.warnf("%s: event %s: only S3 Object Created patterns on exact buckets are fired locally", f.LogicalID, name)
 		}
+	case KafkaMSK, KafkaSelfManaged:
+		t.kafkaEvent(r, f, name, typ, rawProps)
 	case "Api":
 		t.warnf("%s: event %s: REST Api events are not served locally (only HttpApi)", f.LogicalID, name)
 	}

@@ -6,18 +6,27 @@
 // "exit" (os.Exit with that code), "log" (printed to stdout and stderr),
 // "env" (names whose values are returned), "http" (an API Gateway response to
 // return as is), "allocMB" (touch that many MB first).
+// A Kafka event (eventSource "aws:kafka" or "SelfManagedKafka") is read
+// record by record: a record value's "error" fails the invocation, and
+// "failItem" reports the record as a batch item failure: "object" with
+// the {"partition", "offset"} identifier Lambda reads, "string" with a
+// "<topic>-<partition>-<offset>" string it cannot.
 // TESTFN_INIT=exit makes the process exit before it asks for an event,
 // TESTFN_INIT=sleep makes it sleep 60 s first.
 package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 )
@@ -45,6 +54,10 @@ type apiEvent struct {
 }
 
 func handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	var kafka events.KafkaEvent
+	if json.Unmarshal(raw, &kafka) == nil && (kafka.EventSource == "aws:kafka" || kafka.EventSource == "SelfManagedKafka") {
+		return handleKafka(kafka)
+	}
 	var api apiEvent
 	if json.Unmarshal(raw, &api) == nil && api.RouteKey != "" && !api.IsBase64Encoded {
 		var probe map[string]json.RawMessage
@@ -107,6 +120,38 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		return ev.Echo, nil
 	}
 	return raw, nil
+}
+
+// kafkaDirectives are what a Kafka record's value may ask of testfn.
+type kafkaDirectives struct {
+	Error    string `json:"error"`
+	FailItem string `json:"failItem"`
+}
+
+func handleKafka(ev events.KafkaEvent) (any, error) {
+	var failures []map[string]any
+	for _, key := range slices.Sorted(maps.Keys(ev.Records)) {
+		for _, r := range ev.Records[key] {
+			value, err := base64.StdEncoding.DecodeString(r.Value)
+			if err != nil {
+				return nil, fmt.Errorf("record %s-%d: value: %w", key, r.Offset, err)
+			}
+			var d kafkaDirectives
+			if json.Unmarshal(value, &d) != nil {
+				continue
+			}
+			if d.Error != "" {
+				return nil, errors.New(d.Error)
+			}
+			switch d.FailItem {
+			case "string":
+				failures = append(failures, map[string]any{"itemIdentifier": fmt.Sprintf("%s-%d", key, r.Offset)})
+			case "object":
+				failures = append(failures, map[string]any{"itemIdentifier": map[string]any{"partition": key, "offset": r.Offset}})
+			}
+		}
+	}
+	return map[string]any{"batchItemFailures": failures}, nil
 }
 
 func main() {
