@@ -10,11 +10,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/acme/unified-customer-service/cmd/local/internal/bsim"
 	"github.com/acme/unified-customer-service/cmd/local/internal/demo"
 	"github.com/acme/unified-customer-service/cmd/local/internal/kafkalocal"
+	"github.com/acme/unified-customer-service/shared/syncworker"
 )
 
 func (a *App) cmdUp(ctx context.Context, args []string) error {
@@ -253,6 +255,11 @@ func printBanner(w io.Writer, b banner) {
 			p("  # System A's change events: %s captures every upload of the snapshot", b.Captured)
 			p("  kcat -b %s -C -t %s -f '%%k %%h %%s\\n'", b.Kafka, kafkalocal.Topics()[0])
 		}
+	}
+	if len(b.Mappings) > 0 && slices.Contains(kafkalocal.Topics(), syncworker.TopicUnified) {
+		p("  # the merged view and the conflicts the sync worker keeps current (a PATCH above shows in a second or two)")
+		p("  kcat -b %s -C -t %s -f '%%k %%s\\n'", b.Kafka, syncworker.TopicUnified)
+		p("  kcat -b %s -C -t %s -f '%%k %%s\\n'", b.Kafka, syncworker.TopicConflicts)
 	}
 	if len(b.Mappings) > 0 {
 		tflag := ""
