@@ -170,7 +170,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("start-lambda", func(t *testing.T) { testStartLambda(t, s) })
 	t.Run("schedule writes the report", func(t *testing.T) { testSchedule(t, s) })
 	t.Run("a killed function comes back", func(t *testing.T) { testCrashRecovery(t, s) })
-	t.Run("a System B change reaches Kafka", func(t *testing.T) { testSystemBChangeOnKafka(t, s) })
+	t.Run("a System B change reaches Kafka and customer.unified", func(t *testing.T) { testSystemBChangeOnKafka(t, s) })
 	// Last: its commands change System B's data.
 	t.Run("banner commands work as printed", func(t *testing.T) { testBanner(t, s) })
 }
