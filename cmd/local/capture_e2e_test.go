@@ -25,7 +25,8 @@ const changeDeadline = 5 * time.Second
 // testSystemBChangeOnKafka PATCHes a customer in the simulator and reads
 // the change from customer.changes.system-b with a plain franz-go consumer
 // (and Debian's kcat when installed): the simulator's signed webhook went
-// through start-api to CaptureBWebhookFunction, which published it.
+// through start-api to CaptureBWebhookFunction, which published it; then
+// the sync worker's merged customer for that change on customer.unified.
 func testSystemBChangeOnKafka(t *testing.T, s *stack) {
 	email := demodata.ShowcaseOnlyInSystemB // a customer the banner's commands do not use
 	key := merge.Key(email)
