@@ -18,6 +18,7 @@ import (
 	"github.com/acme/unified-customer-service/shared/changes"
 	"github.com/acme/unified-customer-service/shared/kafka"
 	"github.com/acme/unified-customer-service/shared/syncworker"
+	"github.com/acme/unified-customer-service/shared/writeback"
 )
 
 // envPassword names the variable that holds the SCRAM password (never a flag:
@@ -102,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		topics  []string
 		configs map[string]*string
 	}{
-		{[]string{changes.TopicSystemA, changes.TopicSystemB, syncworker.TopicConflicts, syncworker.TopicDeadLetter}, configs},
+		{[]string{changes.TopicSystemA, changes.TopicSystemB, syncworker.TopicConflicts, syncworker.TopicDeadLetter, writeback.TopicCorrections}, configs},
 		{[]string{syncworker.TopicUnified}, compacted},
 	} {
 		if err := create(ctx, adm, set.topics, int32(*partitions), int16(*replication), set.configs, stdout); err != nil {

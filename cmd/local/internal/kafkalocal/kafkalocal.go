@@ -17,6 +17,7 @@ import (
 
 	"github.com/acme/unified-customer-service/shared/changes"
 	"github.com/acme/unified-customer-service/shared/syncworker"
+	"github.com/acme/unified-customer-service/shared/writeback"
 )
 
 // DefaultAddr is where `local up` starts the broker.
@@ -27,7 +28,7 @@ const DefaultPartitions = 3
 
 // Topics are the topics the broker creates at start.
 func Topics() []string {
-	return []string{changes.TopicSystemA, changes.TopicSystemB, syncworker.TopicUnified, syncworker.TopicConflicts, syncworker.TopicDeadLetter}
+	return []string{changes.TopicSystemA, changes.TopicSystemB, syncworker.TopicUnified, syncworker.TopicConflicts, syncworker.TopicDeadLetter, writeback.TopicCorrections}
 }
 
 // Config configures Start.
