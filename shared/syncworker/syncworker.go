@@ -428,17 +428,15 @@ func (w *Worker) ttl() time.Duration {
 }
 
 // stale reports whether ev is older than the watermark applied for its
-// customer and system. A create or update must be newer; a delete carries
-// the deleted record's lastUpdated, the very one its last update applied,
-// so it is stale only when something newer was applied since.
+// customer and system: something newer was applied since. An event with
+// the same lastUpdated as the watermark is not stale: sources stamp
+// lastUpdated at their own resolution (System B to the second), so two
+// different changes within one tick share it, and skipping the second
+// would leave the merged view on the first. A repeat of the same change is
+// caught by its event id instead; the worker re-reads both systems, so
+// processing an equal one again only republishes the current merge.
 func stale(ev changes.Event, applied time.Time) bool {
-	if applied.IsZero() {
-		return false
-	}
-	if ev.Op == changes.OpDelete {
-		return applied.After(ev.Source.LastUpdated)
-	}
-	return !ev.Source.LastUpdated.After(applied)
+	return !applied.IsZero() && applied.After(ev.Source.LastUpdated)
 }
 
 // SourceTime is when the change happened at its source, the start of

@@ -312,6 +312,30 @@ func TestProcessOrderAcrossTopics(t *testing.T) {
 	}
 }
 
+// TestProcessSameTickChanges: two different changes of one customer that
+// System B stamped with the same lastUpdated (its resolution is a second)
+// are both processed, so the merged view ends on the later one; only a
+// repeat of the same change (the same event id) is skipped.
+func TestProcessSameTickChanges(t *testing.T) {
+	e := newEnv(t)
+	email := "tick@example.com"
+	first := customer(email, "Tim", "", t0)
+	second := customer(email, "Timothy", "", t0) // the same second, another value
+	e.sys.set(merge.SystemB, first)
+	mustNoFailures(t, e.w.Process(context.Background(), []syncworker.Record{change(t, merge.SystemB, nil, first, 0, 1)}))
+	e.sys.set(merge.SystemB, second)
+	again := change(t, merge.SystemB, first, second, 0, 2)
+	mustNoFailures(t, e.w.Process(context.Background(), []syncworker.Record{again}))
+	got := kafkatest.Consume(t, e.brokers, syncworker.TopicUnified, 2)
+	if len(got) != 2 || !strings.Contains(string(got[1].Value), `"Timothy"`) {
+		t.Fatalf("unified records %d, the last %s; want 2, the last with the second change", len(got), got[len(got)-1].Value)
+	}
+	mustNoFailures(t, e.w.Process(context.Background(), []syncworker.Record{again}))
+	if n := kafkatest.Count(t, e.brokers, syncworker.TopicUnified); n != 2 {
+		t.Errorf("unified records %d after redelivering the second change, want still 2", n)
+	}
+}
+
 func TestProcessStaleWithinOneBatch(t *testing.T) {
 	e := newEnv(t)
 	email := "ned@example.com"
