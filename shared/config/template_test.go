@@ -12,6 +12,7 @@ import (
 
 	"github.com/acme/unified-customer-service/shared/config"
 	"github.com/acme/unified-customer-service/shared/syncworker"
+	"github.com/acme/unified-customer-service/shared/writeback"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 	"github.com/acme/unified-customer-service/shared/testkit"
 )
@@ -193,6 +194,7 @@ func TestTemplateAlarmsWatchEmittedMetrics(t *testing.T) {
 		emf.CaptureBPublishedCreates, emf.CaptureBPublishedUpdates, emf.CaptureBPublishedDeletes,
 		emf.CaptureBadRecordsSystemB, emf.CaptureWebhookRejected, emf.CaptureWebhookFailed,
 		syncworker.MetricProcessed, syncworker.MetricSkipped, syncworker.MetricFailed, syncworker.MetricDeadLettered,
+		writeback.MetricFailures,
 	}
 	if v := node(root, "Globals", "Function", "Environment", "Variables", config.EnvMetricsNamespace); v == nil || v.Tag != "!Ref" || v.Value != "MetricsNamespace" {
 		t.Fatalf("Globals set %s from %s, want !Ref MetricsNamespace", config.EnvMetricsNamespace, value(v))
