@@ -12,9 +12,9 @@ import (
 
 	"github.com/acme/unified-customer-service/shared/config"
 	"github.com/acme/unified-customer-service/shared/syncworker"
-	"github.com/acme/unified-customer-service/shared/writeback"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
 	"github.com/acme/unified-customer-service/shared/testkit"
+	"github.com/acme/unified-customer-service/shared/writeback"
 )
 
 // node walks a yaml.Node mapping by keys; nil when a key is missing.
