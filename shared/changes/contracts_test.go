@@ -11,53 +11,24 @@ import (
 
 	"github.com/acme/unified-customer-service/shared/changes"
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/testkit/contractdoc"
 )
 
-// contracts returns section 9 of docs/contracts.md, the change events.
-func contracts(t *testing.T) string {
+// section9 returns section 9 of docs/contracts.md, the change events.
+func section9(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../../docs/contracts.md")
-	if err != nil {
-		t.Fatalf("read the contracts: %v", err)
-	}
-	_, sec, ok := strings.Cut(string(b), "\n## 9. Change events\n")
-	if !ok {
-		t.Fatal("docs/contracts.md has no section 9. Change events")
-	}
-	if end := strings.Index(sec, "\n## "); end >= 0 {
-		sec = sec[:end]
-	}
-	return sec
+	return contractdoc.Section(t, contractdoc.Read(t), "9. Change events")
 }
 
-// table returns the rows (cells without backquotes) of the table after
-// marker, header and separator left out.
-func table(t *testing.T, doc, marker string) [][]string {
+// table returns the rows of the table after marker's comment in section 9.
+func table(t *testing.T, marker string) [][]string {
 	t.Helper()
-	_, rest, ok := strings.Cut(doc, "<!-- "+marker+": checked by shared/changes/contracts_test.go -->\n")
-	if !ok {
-		t.Fatalf("the %s marker is missing from section 9", marker)
-	}
-	var rows [][]string
-	for i, line := range strings.Split(rest, "\n") {
-		if !strings.HasPrefix(line, "|") {
-			break
-		}
-		if i < 2 {
-			continue
-		}
-		var cells []string
-		for _, c := range strings.Split(strings.Trim(line, "|"), "|") {
-			cells = append(cells, strings.Trim(strings.TrimSpace(c), "`"))
-		}
-		rows = append(rows, cells)
-	}
-	return rows
+	return contractdoc.Table(contractdoc.After(t, section9(t), marker+": checked by shared/changes/contracts_test.go"))
 }
 
 // TestContractsTopics: the topic table names the topic of each system.
 func TestContractsTopics(t *testing.T) {
-	rows := table(t, contracts(t), "change-topics")
+	rows := table(t, "change-topics")
 	var got [][2]string
 	for _, r := range rows {
 		got = append(got, [2]string{r[0], r[1]})
@@ -78,7 +49,7 @@ func TestContractsTopics(t *testing.T) {
 // TestContractsHeaders: the header table names the headers Headers writes,
 // in order, and the schema version.
 func TestContractsHeaders(t *testing.T) {
-	rows := table(t, contracts(t), "change-headers")
+	rows := table(t, "change-headers")
 	var ev changes.Event
 	var want []string
 	for _, h := range ev.Headers() {
@@ -99,7 +70,7 @@ func TestContractsHeaders(t *testing.T) {
 // TestContractsOps: the op table lists the three ops with the before/after
 // that New gives them.
 func TestContractsOps(t *testing.T) {
-	rows := table(t, contracts(t), "change-ops")
+	rows := table(t, "change-ops")
 	r := record(t, "ada@example.com", "+44 1", t0)
 	cases := map[changes.Op][2]*merge.Record{
 		changes.OpCreate: {nil, r}, changes.OpUpdate: {r, r}, changes.OpDelete: {r, nil},
@@ -132,12 +103,8 @@ func TestContractsOps(t *testing.T) {
 // TestContractsGolden: the envelope quoted in section 9 is the golden
 // update-system-a.json, and its key and event-id are the ones Decode finds.
 func TestContractsGolden(t *testing.T) {
-	doc := contracts(t)
-	_, rest, ok := strings.Cut(doc, "<!-- change-golden: shared/changes/testdata/update-system-a.json -->\n```json\n")
-	if !ok {
-		t.Fatal("the change-golden marker and its json block are missing from section 9")
-	}
-	block, _, _ := strings.Cut(rest, "```")
+	doc := section9(t)
+	block := contractdoc.CodeBlock(t, contractdoc.After(t, doc, "change-golden: shared/changes/testdata/update-system-a.json"), "json")
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, []byte(block)); err != nil {
 		t.Fatalf("the quoted envelope is not JSON: %v", err)

@@ -2,72 +2,17 @@ package merge
 
 import (
 	"encoding/json"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/acme/unified-customer-service/shared/testkit/contractdoc"
 )
-
-// contractsPath is docs/contracts.md, relative to this package.
-const contractsPath = "../../docs/contracts.md"
-
-// readContracts returns docs/contracts.md.
-func readContracts(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(contractsPath)
-	if err != nil {
-		t.Fatalf("read the contracts: %v", err)
-	}
-	return string(b)
-}
-
-// section returns the text of the "## n." section of doc.
-func section(t *testing.T, doc, n string) string {
-	t.Helper()
-	start := strings.Index(doc, "\n## "+n+". ")
-	if start < 0 {
-		t.Fatalf("docs/contracts.md has no section %s", n)
-	}
-	rest := doc[start+1:]
-	if end := strings.Index(rest, "\n## "); end >= 0 {
-		rest = rest[:end]
-	}
-	return rest
-}
-
-// codeBlock returns the first fenced block of the given language in text.
-func codeBlock(t *testing.T, text, lang string) string {
-	t.Helper()
-	_, after, ok := strings.Cut(text, "```"+lang+"\n")
-	if !ok {
-		t.Fatalf("no ```%s block", lang)
-	}
-	block, _, _ := strings.Cut(after, "```")
-	return block
-}
 
 // TestContractsFieldTable keeps the field table of docs/contracts.md equal to
 // Fields: same fields in the same order, same column, B path and kind.
 func TestContractsFieldTable(t *testing.T) {
-	doc := readContracts(t)
-	_, table, ok := strings.Cut(doc, "<!-- field-table: checked by shared/merge/contracts_test.go -->\n")
-	if !ok {
-		t.Fatal("the field-table marker is missing from docs/contracts.md")
-	}
-	var rows [][]string
-	for i, line := range strings.Split(table, "\n") {
-		if !strings.HasPrefix(line, "|") {
-			break
-		}
-		if i < 2 { // header and separator
-			continue
-		}
-		var cells []string
-		for _, c := range strings.Split(strings.Trim(line, "|"), "|") {
-			cells = append(cells, strings.Trim(strings.TrimSpace(c), "`"))
-		}
-		rows = append(rows, cells)
-	}
+	rows := contractdoc.Table(contractdoc.After(t, contractdoc.Read(t), "field-table: checked by shared/merge/contracts_test.go"))
 	if len(rows) != NumFields {
 		t.Fatalf("the field table has %d rows, merge.Fields %d", len(rows), NumFields)
 	}
@@ -88,8 +33,8 @@ func TestContractsFieldTable(t *testing.T) {
 // TestContractsSchema checks that the documented System A DDL has a column
 // for every field, and the other contract facts the code relies on.
 func TestContractsSchema(t *testing.T) {
-	doc := readContracts(t)
-	ddl := codeBlock(t, section(t, doc, "1"), "sql")
+	doc := contractdoc.Read(t)
+	ddl := contractdoc.CodeBlock(t, contractdoc.Section(t, doc, "1. "), "sql")
 	create, _, _ := strings.Cut(ddl, ") WITHOUT ROWID;")
 	columns := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^\s+([a-z_0-9]+)\s+(TEXT|INTEGER)`).FindAllStringSubmatch(create, -1) {
@@ -114,7 +59,7 @@ func TestContractsSchema(t *testing.T) {
 // JSON has every field at its path and nothing else.
 func TestContractsUnifiedExample(t *testing.T) {
 	var doc map[string]any
-	if err := json.Unmarshal([]byte(codeBlock(t, section(t, readContracts(t), "3"), "json")), &doc); err != nil {
+	if err := json.Unmarshal([]byte(contractdoc.CodeBlock(t, contractdoc.Section(t, contractdoc.Read(t), "3. "), "json")), &doc); err != nil {
 		t.Fatalf("the unified customer example is not JSON: %v", err)
 	}
 	var empty Record
@@ -150,7 +95,7 @@ func sameShape(x, y map[string]any) bool {
 
 // TestContractsRules checks the documented default rules and rule names.
 func TestContractsRules(t *testing.T) {
-	rules := section(t, readContracts(t), "6")
+	rules := contractdoc.Section(t, contractdoc.Read(t), "6. ")
 	if !strings.Contains(rules, "Default (an empty setting): `"+DefaultRulesText+"`") {
 		t.Errorf("section 6 does not give the default rules %q", DefaultRulesText)
 	}

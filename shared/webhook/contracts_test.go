@@ -1,26 +1,18 @@
 package webhook_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/acme/unified-customer-service/shared/testkit/contractdoc"
 	"github.com/acme/unified-customer-service/shared/webhook"
 )
 
 // TestContractsExample checks the worked example of docs/contracts.md
 // (section 2.2): its header is Sign of its body, and Verify accepts it.
 func TestContractsExample(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/contracts.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(doc), "<!-- webhook-example: checked by shared/webhook/contracts_test.go -->\n```text\n")
-	if !ok {
-		t.Fatal("the webhook-example marker is missing from docs/contracts.md")
-	}
-	block, _, _ := strings.Cut(rest, "```")
+	block := contractdoc.CodeBlock(t, contractdoc.After(t, contractdoc.Read(t), "webhook-example: checked by shared/webhook/contracts_test.go"), "text")
 	lines := strings.Split(strings.TrimSpace(block), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("the example has %d lines, want the body and the header", len(lines))

@@ -5,64 +5,38 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/acme/unified-customer-service/shared/merge"
+	"github.com/acme/unified-customer-service/shared/testkit/contractdoc"
 	"github.com/acme/unified-customer-service/shared/writeback"
 )
 
-// section11 returns section 11 of docs/contracts.md, the write-back.
-func section11(t *testing.T) string {
+// after returns what follows marker's comment in section 11 of
+// docs/contracts.md, the write-back.
+func after(t *testing.T, marker string) string {
 	t.Helper()
-	b, err := os.ReadFile("../../docs/contracts.md")
-	if err != nil {
-		t.Fatalf("read the contracts: %v", err)
-	}
-	_, sec, ok := strings.Cut(string(b), "\n## 11. Write-back (opt-in)\n")
-	if !ok {
-		t.Fatal("docs/contracts.md has no section 11. Write-back (opt-in)")
-	}
-	if end := strings.Index(sec, "\n## "); end >= 0 {
-		sec = sec[:end]
-	}
-	return sec
+	sec := contractdoc.Section(t, contractdoc.Read(t), "11. Write-back (opt-in)")
+	return contractdoc.After(t, sec, marker+": checked by shared/writeback/contracts_test.go")
 }
 
-// after returns what follows marker's comment in doc.
-func after(t *testing.T, doc, marker string) string {
-	t.Helper()
-	_, rest, ok := strings.Cut(doc, "<!-- "+marker+": checked by shared/writeback/contracts_test.go -->\n")
-	if !ok {
-		t.Fatalf("the %s marker is missing from section 11", marker)
-	}
-	return rest
-}
-
-// firstColumn returns the first cells (without backquotes) of the table
-// at the start of s, header and separator left out.
+// firstColumn returns the first cells of the table at the start of s.
 func firstColumn(s string) []string {
 	var out []string
-	for i, line := range strings.Split(s, "\n") {
-		if !strings.HasPrefix(line, "|") {
-			break
-		}
-		if i >= 2 {
-			out = append(out, strings.Trim(strings.TrimSpace(strings.Split(line, "|")[1]), "`"))
-		}
+	for _, row := range contractdoc.Table(s) {
+		out = append(out, row[0])
 	}
 	return out
 }
 
 func TestContractsCorrectionTopicAndHeaders(t *testing.T) {
-	sec := section11(t)
-	if got := firstColumn(after(t, sec, "correction-topic")); !slices.Equal(got, []string{writeback.TopicCorrections}) {
+	if got := firstColumn(after(t, "correction-topic")); !slices.Equal(got, []string{writeback.TopicCorrections}) {
 		t.Errorf("documented topic %v, want %s", got, writeback.TopicCorrections)
 	}
 	want := []string{writeback.HeaderEventID, writeback.HeaderSchemaVersion, writeback.HeaderSourceEventID}
-	if got := firstColumn(after(t, sec, "correction-headers")); !slices.Equal(got, want) {
+	if got := firstColumn(after(t, "correction-headers")); !slices.Equal(got, want) {
 		t.Errorf("documented headers %v, want %v", got, want)
 	}
 	const source = "8c3f0b6d2a8e4f1c9b7a6d5e4c3b2a19"
@@ -75,12 +49,7 @@ func TestContractsCorrectionTopicAndHeaders(t *testing.T) {
 // TestContractsCorrectionValue: the quoted value is a Correction, member
 // for member, and what CorrectionMessage writes has the same members.
 func TestContractsCorrectionValue(t *testing.T) {
-	rest := after(t, section11(t), "correction-value")
-	_, rest, _ = strings.Cut(rest, "```json\n")
-	quoted, _, ok := strings.Cut(rest, "```")
-	if !ok {
-		t.Fatal("no quoted JSON value after the correction-value marker")
-	}
+	quoted := contractdoc.CodeBlock(t, after(t, "correction-value"), "json")
 	dec := json.NewDecoder(strings.NewReader(quoted))
 	dec.DisallowUnknownFields()
 	var c writeback.Correction
