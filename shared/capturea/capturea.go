@@ -42,6 +42,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/acme/unified-customer-service/shared/changes"
+	"github.com/acme/unified-customer-service/shared/deadline"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/report"
 	"github.com/acme/unified-customer-service/shared/systema"
@@ -309,15 +310,11 @@ func (c *Capturer) Capture(ctx context.Context, obj Object) (res Result, err err
 
 // workContext ends Reserve before ctx's deadline.
 func (c *Capturer) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	deadline, ok := ctx.Deadline()
+	dl, ok := ctx.Deadline()
 	if !ok {
 		return context.WithCancel(ctx)
 	}
-	reserve := c.Reserve
-	if reserve == 0 {
-		reserve = min(max(deadline.Sub(c.now())/10, time.Second), 30*time.Second)
-	}
-	return context.WithDeadline(ctx, deadline.Add(-reserve))
+	return context.WithDeadline(ctx, deadline.Stop(dl, c.now(), c.Reserve))
 }
 
 // none is the empty stream: the "previous snapshot" of a first run.

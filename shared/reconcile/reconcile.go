@@ -51,6 +51,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acme/unified-customer-service/shared/deadline"
 	"github.com/acme/unified-customer-service/shared/merge"
 	"github.com/acme/unified-customer-service/shared/report"
 	"github.com/acme/unified-customer-service/shared/telemetry/emf"
@@ -784,15 +785,11 @@ func leaseLost(leaseCtx context.Context) bool {
 // stopTime is Reserve before ctx's deadline, on the Now clock (zero
 // without a deadline): when a run stops joining to checkpoint.
 func (r *Reconciler) stopTime(ctx context.Context) time.Time {
-	deadline, ok := ctx.Deadline()
+	dl, ok := ctx.Deadline()
 	if !ok {
 		return time.Time{}
 	}
-	reserve := r.Reserve
-	if reserve == 0 {
-		reserve = min(max(deadline.Sub(r.now())/10, time.Second), 30*time.Second)
-	}
-	return deadline.Add(-reserve)
+	return deadline.Stop(dl, r.now(), r.Reserve)
 }
 
 // StopSlack is how close to the run's stop time (the deadline minus
