@@ -232,9 +232,7 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		}
 	}
 	if need.Kafka {
-		if err := c.Kafka.load(get); err != nil {
-			errs = append(errs, err)
-		}
+		c.Kafka.load(get, bad)
 	}
 	if need.SyncWorker {
 		c.DedupStore = get(EnvDedupStore)
@@ -260,12 +258,8 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// load reads the Kafka settings through get.
-func (k *Kafka) load(get func(string) string) error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w %s: %s", ErrInvalid, name, fmt.Sprintf(format, args...)))
-	}
+// load reads the Kafka settings through get, reporting each bad one to bad.
+func (k *Kafka) load(get func(string) string, bad func(name, format string, args ...any)) {
 	list := get(EnvKafkaBootstrapServers)
 	if list == "" {
 		bad(EnvKafkaBootstrapServers, "required (host:port of the brokers, comma-separated)")
@@ -295,7 +289,6 @@ func (k *Kafka) load(get func(string) string) error {
 	if k.Auth == kafka.AuthSCRAMSHA512 && !strings.HasPrefix(k.SASLSecretARN, "arn:") {
 		bad(EnvKafkaSASLSecretARN, "%s=%s needs the ARN of a Secrets Manager secret holding {\"username\",\"password\"}", EnvKafkaAuth, k.Auth)
 	}
-	return errors.Join(errs...)
 }
 
 func isPort(s string) bool {
